@@ -1,0 +1,62 @@
+"""Command line: `fwgen <subcommand>`; one module per subcommand under fwgen.commands."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import traceback
+from collections.abc import Sequence
+
+from fwgen import __version__
+from fwgen import log as logsetup
+from fwgen.errors import FwgenError
+
+# Each module has NAME, HELP, configure(parser) and run(args) -> int.
+COMMANDS = [
+    "fwgen.commands.boards",
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="fwgen",
+        description="Bootable, verified ARM firmware from one board recipe.",
+    )
+    parser.add_argument("--version", action="version", version=f"fwgen {__version__}")
+    parser.add_argument("--debug", action="store_true", help="verbose output, tracebacks")
+    parser.add_argument("--quiet", action="store_true", help="only warnings and errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMANDS:
+        module = importlib.import_module(name)
+        cmd = sub.add_parser(module.NAME, help=module.HELP, description=module.HELP)
+        module.configure(cmd)
+        cmd.set_defaults(run=module.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logsetup.configure(debug=args.debug, quiet=args.quiet)
+    try:
+        return int(args.run(args) or 0)
+    except FwgenError as e:
+        if args.debug:
+            traceback.print_exc()
+        print(f"fwgen: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("fwgen: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 1
+    except Exception as e:  # an fwgen bug, not a user error
+        if args.debug:
+            traceback.print_exc()
+        print(
+            f"fwgen: internal error: {type(e).__name__}: {e}\n"
+            "  run again with --debug for the traceback, and report it",
+            file=sys.stderr,
+        )
+        return 1
