@@ -98,9 +98,7 @@ def _convert(tp: Any, value: Any, source: Path, key: str) -> Any:
         return _convert(options[0], value, source, key)
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
-            raise RecipeError(
-                f"{_where(source, key)}: expected a table, got {_toml_type(value)}"
-            )
+            raise RecipeError(f"{_where(source, key)}: expected a table, got {_toml_type(value)}")
         return _convert_table(tp, value, source, key)
     if origin in (list, tuple):
         if not isinstance(value, list):
@@ -122,8 +120,7 @@ def _convert(tp: Any, value: Any, source: Path, key: str) -> Any:
         return float(value)
     if not ok:
         raise RecipeError(
-            f"{_where(source, key)}: expected {_type_name(tp)}, got {_toml_type(value)}"
-            f" ({value!r})"
+            f"{_where(source, key)}: expected {_type_name(tp)}, got {_toml_type(value)} ({value!r})"
         )
     return value
 
@@ -147,9 +144,7 @@ def _convert_table(cls: Any, table: dict[str, Any], source: Path, key: str) -> A
     for name, f in fields.items():
         sub = _join(key, name)
         if name not in table:
-            required = (
-                f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
-            )
+            required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
             if required:
                 raise RecipeError(
                     f"{_where(source, sub)}: missing",

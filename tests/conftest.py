@@ -29,3 +29,37 @@ def gated_tree(var: str, proves: str) -> Path:
     if not path.exists():
         pytest.fail(f"{var}={value} does not exist")
     return path
+
+
+def _unpack(tarball: Path, dest: Path) -> Path:
+    """Unpack a kernel tarball with the system tar (test setup, not code under test)."""
+    import subprocess
+
+    dest.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        ["tar", "-xf", str(tarball), "-C", str(dest), "--strip-components=1"], check=True
+    )
+    return dest
+
+
+DEBIAN_LINUX_61 = Path("/usr/src/linux-source-6.1.tar.xz")
+
+
+@pytest.fixture(scope="session")
+def linux61_src(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A pristine linux 6.1 tree from Debian's linux-source-6.1 (installed by scripts/test)."""
+    if not DEBIAN_LINUX_61.exists():
+        message = f"{DEBIAN_LINUX_61} is missing: apt-get install linux-source-6.1"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return _unpack(DEBIAN_LINUX_61, tmp_path_factory.mktemp("linux-6.1"))
+
+
+@pytest.fixture(scope="session")
+def linux40_src(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A pristine linux-4.0 tree from $FWGEN_TEST_LINUX40_SRC (a tree or a tarball)."""
+    given = gated_tree("FWGEN_TEST_LINUX40_SRC", "the linux-4.0 side of the kernel feature")
+    if given.is_dir():
+        return given
+    return _unpack(given, tmp_path_factory.mktemp("linux-4.0"))
