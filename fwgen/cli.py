@@ -15,6 +15,7 @@ from fwgen.errors import FwgenError
 # Each module has NAME, HELP, configure(parser) and run(args) -> int.
 COMMANDS = [
     "fwgen.commands.boards",
+    "fwgen.commands.doctor",
 ]
 
 

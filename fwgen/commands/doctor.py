@@ -1,0 +1,41 @@
+"""fwgen doctor: check the host for what each stage needs."""
+
+from __future__ import annotations
+
+import argparse
+
+from fwgen import doctor
+from fwgen.board import board_names, load_board
+
+NAME = "doctor"
+HELP = "check this host for what each stage needs and print the apt-get line for what is missing"
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("board", nargs="?", help="check for this board only (default: all)")
+    parser.add_argument(
+        "--stage",
+        action="append",
+        choices=list(doctor.STAGE_TITLES),
+        help="check only this stage (repeatable; default: all)",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    names = [args.board] if args.board else board_names()
+    qemu = [load_board(n).qemu.binary for n in names]
+    stages = args.stage or list(doctor.STAGE_TITLES)
+    findings = doctor.check(stages, qemu)
+    for stage in stages:
+        print(f"{doctor.STAGE_TITLES[stage]}:")
+        for f in (f for f in findings if f.stage == stage):
+            mark = "ok     " if f.ok else "MISSING"
+            extra = "" if f.ok else f"  [Debian package: {f.need.package}]"
+            print(f"  {mark} {f.need.what:<32} {f.detail}{extra}")
+    line = doctor.install_line(findings)
+    if line is None:
+        print("Everything fwgen needs is here.")
+        return 0
+    missing = sorted({f.stage for f in findings if not f.ok})
+    print(f"\nMissing for: {', '.join(missing)}. Install with (as root):\n  {line}")
+    return 2
