@@ -1,0 +1,106 @@
+"""The images/ directory contract shared by the Buildroot and kernel-only paths.
+
+Both paths leave the same names (zImage, <dtb>, rootfs.*, sdcard.img, ...) plus:
+- manifest.json: what went in (inputs with hashes, toolchain, kernel release, fwgen version)
+  and the sha256 of every image file;
+- SHA256SUMS: `sha256sum -c` compatible, covering every file including manifest.json.
+`fwgen smoke`, `fwgen flash` and `fwgen release` read this contract, never a build's internals.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from fwgen import __version__
+from fwgen.errors import FwgenError
+
+MANIFEST = "manifest.json"
+SUMS = "SHA256SUMS"
+_CHUNK = 1 << 20
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write `data` to `path` so that readers see the old file or the new one, never a part."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def image_files(images: Path) -> list[Path]:
+    return sorted(
+        p
+        for p in images.iterdir()
+        if p.is_file() and p.name not in (MANIFEST, SUMS) and not p.name.startswith(".")
+    )
+
+
+def finalize(images: Path, manifest: dict[str, Any]) -> Path:
+    """Write manifest.json (with every image's sha256) and SHA256SUMS into `images`."""
+    record = {
+        "fwgen_version": __version__,
+        **manifest,
+        "images": {p.name: sha256_file(p) for p in image_files(images)},
+    }
+    write_atomic(images / MANIFEST, (json.dumps(record, indent=2, sort_keys=True) + "\n").encode())
+    lines = [f"{sha256_file(p)}  {p.name}\n" for p in [*image_files(images), images / MANIFEST]]
+    write_atomic(images / SUMS, "".join(sorted(lines, key=lambda x: x[66:])).encode())
+    return images / MANIFEST
+
+
+def load_manifest(images: Path) -> dict[str, Any]:
+    path = images / MANIFEST
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise FwgenError(
+            f"{images}: no {MANIFEST}: not an fwgen images directory",
+            "build first (fwgen build BOARD) or point --images at a build's images/ folder",
+        ) from None
+    except json.JSONDecodeError as e:
+        raise FwgenError(f"{path}: not valid JSON ({e})") from None
+
+
+def verify(images: Path) -> list[str]:
+    """Problems with `images` against its own SHA256SUMS and manifest (empty list: all good)."""
+    problems: list[str] = []
+    sums = images / SUMS
+    if not sums.is_file():
+        return [f"{sums} is missing"]
+    listed: dict[str, str] = {}
+    for line in sums.read_text().splitlines():
+        digest, _, name = line.partition("  ")
+        listed[name] = digest
+    for name, digest in sorted(listed.items()):
+        path = images / name
+        if not path.is_file():
+            problems.append(f"{name}: listed in {SUMS} but missing")
+        elif sha256_file(path) != digest:
+            problems.append(f"{name}: sha256 differs from {SUMS}")
+    for path in image_files(images):
+        if path.name not in listed:
+            problems.append(f"{path.name}: not listed in {SUMS}")
+    if not problems:
+        recorded = load_manifest(images).get("images", {})
+        for name, digest in sorted(recorded.items()):
+            if listed.get(name) != digest:
+                problems.append(f"{name}: {MANIFEST} and {SUMS} disagree")
+    return problems
