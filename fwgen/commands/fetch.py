@@ -1,0 +1,40 @@
+"""fwgen fetch: download and verify everything a board needs, into the shared cache."""
+
+from __future__ import annotations
+
+import argparse
+
+from fwgen import sources
+from fwgen.board import load_board
+
+NAME = "fetch"
+HELP = "download and verify (sha256) every source a board needs, into the cache"
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("board", metavar="BOARD", help="a board name (see 'fwgen boards')")
+    parser.add_argument(
+        "--kernel", metavar="VARIANT", help="kernel variant (default: the board's default)"
+    )
+    parser.add_argument(
+        "--offline",
+        action="store_true",
+        help="use only the cache, never the network (also FWGEN_OFFLINE=1)",
+    )
+    parser.add_argument(
+        "--mirror",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="try URL/<file> before the upstream URLs; repeatable (also FWGEN_MIRROR)",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    board = load_board(args.board)
+    downloads = board.downloads(args.kernel)
+    paths = sources.fetch(downloads, mirrors=args.mirror, offline=args.offline)
+    # sha256sum's format, so the output can be checked with `sha256sum -c`.
+    for download, path in zip(downloads, paths, strict=True):
+        print(f"{download.sha256}  {path}")
+    return 0

@@ -1,0 +1,602 @@
+"""Verified downloads and safe tarball extraction, cached and shared between processes.
+
+Invariants:
+- a file under its final name in cache_dir()/dl/ is complete and was verified; it is still
+  hashed again on every use, so a file damaged later (disk, crash, hand edit) is never used;
+- bytes arrive in `<final>.part`, hashed while streaming, and are renamed into place only when
+  the sha256 matches;
+- one flock per file name serialises processes sharing a cache: a second process waits, then
+  finds the verified file instead of downloading it again;
+- an extracted tree appears under cache_dir()/src/ by one rename, after every member has been
+  checked: nothing is ever written outside it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import os
+import re
+import shutil
+import tarfile
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import requests
+import urllib3
+from tqdm import tqdm
+
+from fwgen import __version__
+from fwgen.board import Download
+from fwgen.errors import FwgenError
+from fwgen.log import log, progress_disabled
+from fwgen.paths import cache_dir
+
+# Tunables; module constants so tests can make them small.
+CHUNK_SIZE = 1 << 20
+CONNECT_TIMEOUT = 20.0  # seconds to establish a connection
+READ_TIMEOUT = 30.0  # seconds without a single byte from the server
+LOW_SPEED_LIMIT = 1024  # bytes/s: slower than this for LOW_SPEED_TIME seconds is a stall
+LOW_SPEED_TIME = 60.0
+ATTEMPTS = 4  # per URL, for failures worth retrying
+BACKOFF = 1.0  # first delay between attempts; doubles each time
+BACKOFF_MAX = 30.0
+
+_RETRY_STATUS = {408, 425, 429}
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"", "0", "false", "no", "off"}
+
+
+# --- the download cache --------------------------------------------------------------------
+
+
+def download_dir() -> Path:
+    return cache_dir() / "dl"
+
+
+def cached_path(download: Download) -> Path:
+    """Where `download` lives in the cache once verified."""
+    return download_dir() / download.file
+
+
+def fetch(
+    downloads: Sequence[Download], *, mirrors: Sequence[str] = (), offline: bool = False
+) -> list[Path]:
+    """Make every download present and verified in the cache; their paths, in order.
+
+    Mirrors (`mirrors`, then $FWGEN_MIRROR) are tried before each file's own URLs, as
+    `<mirror>/<file>`. Offline (`offline` or $FWGEN_OFFLINE=1), only the cache is used.
+    """
+    if offline or _env_flag("FWGEN_OFFLINE"):
+        return _from_cache_only(downloads)
+    all_mirrors = _mirror_list(mirrors)
+    with requests.Session() as session:
+        session.headers["User-Agent"] = f"fwgen/{__version__}"
+        return [_fetch_one(session, d, all_mirrors) for d in downloads]
+
+
+def _env_flag(name: str) -> bool:
+    value = os.environ.get(name, "").strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise FwgenError(
+        f"${name}={os.environ[name]!r} is neither 1 nor 0", f"set {name}=1 or unset it"
+    )
+
+
+def _mirror_list(mirrors: Sequence[str]) -> list[str]:
+    env = re.split(r"[\s,]+", os.environ.get("FWGEN_MIRROR", "").strip())
+    result: list[str] = []
+    for mirror in [*mirrors, *env]:
+        if not mirror:
+            continue
+        if not re.match(r"^https?://[^/\s]+", mirror):
+            raise FwgenError(
+                f"mirror {mirror!r} is not an http(s) URL",
+                "give --mirror / FWGEN_MIRROR as http://host[:port]/path",
+            )
+        if mirror.rstrip("/") not in result:
+            result.append(mirror.rstrip("/"))
+    return result
+
+
+def _candidate_urls(download: Download, mirrors: Sequence[str]) -> list[str]:
+    urls = [f"{m}/{download.file}" for m in mirrors] + list(download.urls)
+    return list(dict.fromkeys(urls))
+
+
+def _from_cache_only(downloads: Sequence[Download]) -> list[Path]:
+    found: list[Path] = []
+    missing: list[Download] = []
+    for download in downloads:
+        final = cached_path(download)
+        with _locked(_lock_path(download_dir(), download.file), download.file):
+            if _verify_cached(final, download):
+                found.append(final)
+            else:
+                missing.append(download)
+    if missing:
+        raise FwgenError(_missing_message(missing), _missing_hint())
+    return found
+
+
+def _missing_message(missing: Sequence[Download]) -> str:
+    lines = [f"offline, and {len(missing)} file(s) are not in the cache:"]
+    for d in missing:
+        lines.append(f"  {d.file}")
+        lines.append(f"    sha256 {d.sha256}")
+        lines.extend(f"    url    {url}" for url in d.urls)
+    return "\n".join(lines)
+
+
+def _missing_hint() -> str:
+    return (
+        f"download them into {download_dir()}/ (e.g. curl -o {download_dir()}/FILE URL; fwgen "
+        "checks the sha256), or run without --offline / FWGEN_OFFLINE"
+    )
+
+
+# --- one download ----------------------------------------------------------------------------
+
+
+class _UrlFailed(Exception):
+    """This URL failed; `retry` says whether trying it again may help."""
+
+    def __init__(self, reason: str, *, retry: bool) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retry = retry
+
+
+def _fetch_one(session: requests.Session, download: Download, mirrors: Sequence[str]) -> Path:
+    final = cached_path(download)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    with _locked(_lock_path(download_dir(), download.file), download.file):
+        if _verify_cached(final, download):
+            log.info(f"{download.file}: in the cache, sha256 verified")
+            return final
+        failures: list[tuple[str, str]] = []
+        for url in _candidate_urls(download, mirrors):
+            log.info(f"{download.file}: downloading {url}")
+            try:
+                _download_with_retries(session, url, download, _part_path(final))
+            except _UrlFailed as e:
+                failures.append((url, e.reason))
+                continue
+            os.replace(_part_path(final), final)
+            log.info(f"{download.file}: downloaded from {url}, sha256 verified")
+            return final
+    raise FwgenError(_failures_message(download, failures), _failures_hint(download))
+
+
+def _part_path(final: Path) -> Path:
+    return final.with_name(final.name + ".part")
+
+
+def _verify_cached(final: Path, download: Download) -> bool:
+    """True if `final` exists with the right content; a wrong file is removed."""
+    if not final.is_file():
+        return False
+    actual = sha256_file(final)
+    if actual == download.sha256:
+        return True
+    log.warning(
+        f"{final}: sha256 is {actual}, expected {download.sha256}; removing it and fetching again"
+    )
+    final.unlink()
+    return False
+
+
+def _failures_message(download: Download, failures: Sequence[tuple[str, str]]) -> str:
+    lines = [f"could not download {download.file} from any of its URLs:"]
+    lines.extend(f"  {url}: {reason}" for url, reason in failures)
+    return "\n".join(lines)
+
+
+def _failures_hint(download: Download) -> str:
+    return (
+        "check the network (and proxy settings), or give a mirror with --mirror / FWGEN_MIRROR, "
+        f"or put the file into {download_dir()}/ yourself (sha256 {download.sha256})"
+    )
+
+
+def _download_with_retries(
+    session: requests.Session, url: str, download: Download, part: Path
+) -> None:
+    for attempt in range(1, ATTEMPTS + 1):
+        try:
+            _attempt(session, url, download, part)
+            return
+        except _UrlFailed as e:
+            if not e.retry or attempt == ATTEMPTS:
+                if e.retry:
+                    e.reason += f" (gave up after {ATTEMPTS} attempts)"
+                raise
+            delay = min(BACKOFF * 2 ** (attempt - 1), BACKOFF_MAX)
+            log.warning(
+                f"{url}: {e.reason}; retrying in {delay:.1f}s (attempt {attempt + 1}/{ATTEMPTS})"
+            )
+            time.sleep(delay)
+
+
+def _attempt(session: requests.Session, url: str, download: Download, part: Path) -> None:
+    """One request for `url`, continuing `part` if it exists; returns once `part` verifies."""
+    start = 0
+    try:
+        offset = part.stat().st_size if part.exists() else 0
+        digest = _hash_file(part) if offset else hashlib.sha256()
+        with _request(session, url, offset) as response:
+            if response.status_code == 416 and offset:
+                _range_not_satisfiable(download, part, digest)
+                return
+            start = _start_offset(response, url, part, offset)
+            if start != offset:
+                digest = hashlib.sha256()
+            _receive(response, download, part, start, digest)
+    except requests.exceptions.ConnectTimeout:
+        raise _UrlFailed(f"connect timed out after {CONNECT_TIMEOUT:g}s", retry=True) from None
+    except (requests.exceptions.ReadTimeout, urllib3.exceptions.ReadTimeoutError):
+        raise _UrlFailed(f"read timed out: no data for {READ_TIMEOUT:g}s", retry=True) from None
+    except (requests.exceptions.InvalidSchema, requests.exceptions.InvalidURL) as e:
+        raise _UrlFailed(f"unsupported URL: {e}", retry=False) from None
+    except requests.exceptions.TooManyRedirects as e:
+        raise _UrlFailed(str(e), retry=False) from None
+    except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError) as e:
+        raise _UrlFailed(_describe(e), retry=True) from None
+    except OSError as e:  # after requests' errors, which are OSErrors too: this is the disk
+        raise FwgenError(
+            f"cannot write {part}: {e.strerror or e}",
+            f"make room or fix permissions in {part.parent}, or set FWGEN_CACHE_DIR elsewhere",
+        ) from None
+    _check_digest(download, url, part, digest.hexdigest(), resumed=start > 0)
+
+
+def _range_not_satisfiable(download: Download, part: Path, digest: Any) -> None:
+    # The .part may already be whole (interrupted between the last byte and the rename).
+    if digest.hexdigest() == download.sha256:
+        return
+    part.unlink()
+    raise _UrlFailed("the server refused to resume (HTTP 416); starting over", retry=True)
+
+
+@contextlib.contextmanager
+def _request(session: requests.Session, url: str, offset: int) -> Iterator[requests.Response]:
+    # identity: the sha256 is of the bytes as stored, so no transparent (de)compression.
+    headers = {"Accept-Encoding": "identity"}
+    if offset:
+        headers["Range"] = f"bytes={offset}-"
+    response = session.get(
+        url, headers=headers, stream=True, timeout=(CONNECT_TIMEOUT, READ_TIMEOUT)
+    )
+    try:
+        yield response
+    finally:
+        response.close()
+
+
+def _start_offset(response: requests.Response, url: str, part: Path, offset: int) -> int:
+    """Where the body of `response` starts in the file; the .part is cut to match."""
+    status = response.status_code
+    if status == 206:
+        start = _content_range_start(response.headers.get("Content-Range", ""))
+        if start != offset:
+            part.unlink(missing_ok=True)
+            raise _UrlFailed(
+                f"asked for bytes from {offset}, got Content-Range "
+                f"{response.headers.get('Content-Range')!r}; starting over",
+                retry=True,
+            )
+        return offset
+    if status == 200:
+        if offset:
+            log.info(f"{url}: the server ignored the resume request; starting over")
+        part.unlink(missing_ok=True)
+        return 0
+    reason = f"HTTP {status} {response.reason or ''}".rstrip()
+    raise _UrlFailed(reason, retry=status >= 500 or status in _RETRY_STATUS)
+
+
+def _content_range_start(value: str) -> int | None:
+    match = re.match(r"^\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*$", value)
+    return int(match.group(1)) if match else None
+
+
+def _receive(
+    response: requests.Response, download: Download, part: Path, offset: int, digest: Any
+) -> None:
+    """Append the body to `part`, hashing as it goes; a short body is a retryable failure."""
+    length = response.headers.get("Content-Length")
+    expected = int(length) if length and length.isdigit() else None
+    got = 0
+    with (
+        _progress(download.file, offset, expected) as bar,
+        part.open("ab") as out,
+    ):
+        stall = _StallGuard()
+        for chunk in _chunks(response.raw):
+            out.write(chunk)
+            digest.update(chunk)
+            got += len(chunk)
+            bar.update(len(chunk))
+            stall.feed(len(chunk))
+    if expected is not None and got < expected:
+        raise _UrlFailed(f"short body: got {got} of {expected} bytes", retry=True)
+
+
+def _chunks(raw: Any) -> Iterator[bytes]:
+    # read1 returns what has arrived instead of waiting for a full chunk, so a server that
+    # drips bytes is noticed by the stall guard (urllib3 >= 2.3; older ones block per chunk).
+    read = getattr(raw, "read1", None) or raw.read
+    while True:
+        chunk = read(CHUNK_SIZE, decode_content=False)
+        if not chunk:
+            return
+        yield chunk
+
+
+class _StallGuard:
+    """Fails a transfer slower than LOW_SPEED_LIMIT bytes/s for LOW_SPEED_TIME seconds.
+
+    The socket timeout alone never fires for a server that sends one byte just often enough.
+    """
+
+    def __init__(self) -> None:
+        self.since = time.monotonic()
+        self.bytes = 0
+
+    def feed(self, n: int) -> None:
+        self.bytes += n
+        elapsed = time.monotonic() - self.since
+        if elapsed < LOW_SPEED_TIME:
+            return
+        if self.bytes < LOW_SPEED_LIMIT * elapsed:
+            raise _UrlFailed(
+                f"stalled: {self.bytes} bytes in {elapsed:.1f}s "
+                f"(below {LOW_SPEED_LIMIT} bytes/s for {LOW_SPEED_TIME:g}s)",
+                retry=True,
+            )
+        self.since, self.bytes = time.monotonic(), 0
+
+
+def _check_digest(download: Download, url: str, part: Path, actual: str, *, resumed: bool) -> None:
+    if actual == download.sha256:
+        return
+    part.unlink()
+    if resumed:
+        # The bytes kept from an earlier attempt may be what is wrong: once more from zero.
+        raise _UrlFailed("the resumed download does not verify; starting over", retry=True)
+    raise FwgenError(
+        f"sha256 mismatch for {download.file} downloaded from {url}:\n"
+        f"  expected {download.sha256}\n"
+        f"  actual   {actual}",
+        "the server sent different content under this name (a broken mirror, a captive "
+        "portal, or tampering); nothing was kept. Check the URL or use another mirror",
+    )
+
+
+def _describe(e: BaseException) -> str:
+    """A one-line reason from a requests/urllib3 error (their messages nest several layers)."""
+    text = str(e)
+    if m := re.search(r"IncompleteRead\((\d+) bytes read, (\d+) more expected\)", text):
+        return f"short body: connection closed after {m[1]} bytes, {m[2]} more expected"
+    if m := re.search(r"\[Errno -?\d+\] ([^'\")\]]+)", text):
+        return f"connection failed: {m[1].strip()}"
+    if m := re.search(r"(\w+Error)\(\d+, '([^']+)'\)", text):
+        return f"connection failed: {m[2]} ({m[1]})"
+    return f"connection failed: {text or type(e).__name__}"
+
+
+def _progress(name: str, offset: int, length: int | None) -> tqdm:
+    return tqdm(
+        desc=name,
+        total=offset + length if length is not None else None,
+        initial=offset,
+        unit="B",
+        unit_scale=True,
+        unit_divisor=1024,
+        miniters=1,
+        disable=progress_disabled(),
+    )
+
+
+def sha256_file(path: Path) -> str:
+    """The sha256 of a file, read in large blocks."""
+    return _hash_file(path).hexdigest()
+
+
+def _hash_file(path: Path) -> Any:
+    digest = hashlib.sha256()
+    buffer = bytearray(CHUNK_SIZE)
+    view = memoryview(buffer)
+    with path.open("rb", buffering=0) as f:
+        while n := f.readinto(buffer):
+            digest.update(view[:n])
+    return digest
+
+
+# --- inter-process locks ---------------------------------------------------------------------
+
+
+def _lock_path(directory: Path, name: str) -> Path:
+    return directory / ".locks" / f"{name}.lock"
+
+
+@contextlib.contextmanager
+def _locked(path: Path, what: str) -> Iterator[None]:
+    """An exclusive flock on `path`, held for the block. Lock files are never deleted: removing
+    one while another process waits on it would let a third process lock a different inode."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log.info(f"{what}: waiting for another fwgen process using it")
+            fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+# --- safe extraction -------------------------------------------------------------------------
+
+
+def source_dir() -> Path:
+    return cache_dir() / "src"
+
+
+def extract(tarball: Path, sha256: str | None = None) -> Path:
+    """Extract `tarball` (xz, gz, bz2 or plain) once into the cache, keyed by its content.
+
+    `sha256` is the tarball's digest when the caller has just verified it (saves hashing it
+    again). Returns the tarball's single top-level directory (linux-4.0/) when it has one,
+    else the extraction root. Members that would land outside the tree (absolute paths,
+    `..`, links escaping it, device nodes and FIFOs) are refused with an FwgenError.
+    """
+    tarball = Path(tarball)
+    if not tarball.is_file():
+        raise FwgenError(f"{tarball}: no such file", "give the path of a source tarball")
+    key = (sha256 or sha256_file(tarball))[:16]
+    root = source_dir()
+    target = root / key
+    root.mkdir(parents=True, exist_ok=True)
+    with _locked(_lock_path(root, key), tarball.name):
+        if not target.is_dir():
+            _extract_fresh(tarball, target)
+        else:
+            log.info(f"{tarball.name}: already extracted in {target}")
+    return _top_level(target)
+
+
+def _extract_fresh(tarball: Path, target: Path) -> None:
+    for stale in target.parent.glob(f".tmp-{target.name}-*"):
+        shutil.rmtree(stale, ignore_errors=True)  # left by a process that died mid-way
+    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{target.name}-", dir=target.parent))
+    tmp.chmod(0o755)  # mkdtemp's 0700 would stay on the tree after the rename
+    try:
+        log.info(f"{tarball.name}: extracting into {target}")
+        _extract_checked(tarball, tmp)
+        os.rename(tmp, target)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _extract_checked(tarball: Path, dest: Path) -> None:
+    try:
+        with tarfile.open(tarball, "r:*") as tar:
+            # One forward pass: each member is checked just before tarfile extracts it, and
+            # the "data" filter checks it again against the real file system.
+            tar.extractall(dest, members=_checked_members(tar, tarball), **_data_filter())
+    except FwgenError:
+        raise
+    except _FILTER_ERROR as e:
+        member = getattr(e, "tarinfo", None)
+        name = member.name if member is not None else "?"
+        raise _refused(tarball, name, str(e)) from None
+    except (tarfile.TarError, EOFError, OSError, ValueError) as e:
+        raise FwgenError(
+            f"{tarball}: cannot extract: {e}",
+            "the tarball is damaged or not a tarball; delete it and fetch it again",
+        ) from None
+
+
+# Python >= 3.11.4 (and distributions' security backports) have extraction filters.
+_FILTER_ERROR: Any = getattr(tarfile, "FilterError", ())
+
+
+def _data_filter() -> dict[str, str]:
+    return {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
+
+
+def _checked_members(tar: tarfile.TarFile, tarball: Path) -> Iterator[tarfile.TarInfo]:
+    links: dict[str, str] = {}  # symlinks extracted so far: resolved path -> link target
+    for member in tar:
+        reason, where = _member_problem(member, links)
+        if reason:
+            raise _refused(tarball, member.name, reason)
+        if member.issym():
+            links[where] = member.linkname
+        else:
+            links.pop(where, None)
+        yield member
+
+
+def _member_problem(member: tarfile.TarInfo, links: dict[str, str]) -> tuple[str, str]:
+    """Why `member` may not be extracted ("" if it may), and where it lands in the tree."""
+    name = member.name
+    if name.startswith("/"):
+        return "absolute path", ""
+    parts = name.split("/")
+    if ".." in parts:
+        return "'..' in its path", ""
+    if member.ischr() or member.isblk() or member.isfifo():
+        return "device node or FIFO", ""
+    parent = _resolve(parts[:-1], links)
+    if parent is None:
+        return "its directory is a link leading outside the tree", ""
+    where = "/".join([*parent, parts[-1]]).strip("/")
+    if member.issym() or member.islnk():
+        problem = _link_problem(member, parent, links)
+        if problem:
+            return problem, where
+    return "", where
+
+
+def _link_problem(member: tarfile.TarInfo, parent: list[str], links: dict[str, str]) -> str:
+    target = member.linkname
+    kind = "symlink" if member.issym() else "hardlink"
+    if target.startswith("/"):
+        return f"{kind} to an absolute path ({target})"
+    # A symlink is relative to its directory; a hardlink names an archive member.
+    base = parent if member.issym() else []
+    if _resolve([*base, *target.split("/")], links) is None:
+        return f"{kind} pointing outside the tree ({target})"
+    return ""
+
+
+def _resolve(parts: list[str], links: dict[str, str]) -> list[str] | None:
+    """Components of `parts` relative to the root after following the archive's symlinks;
+    None if that leaves the tree (or loops)."""
+    resolved: list[str] = []
+    todo = list(parts)
+    hops = 0
+    while todo:
+        part = todo.pop(0)
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if not resolved:
+                return None
+            resolved.pop()
+            continue
+        resolved.append(part)
+        target = links.get("/".join(resolved))
+        if target is not None:
+            hops += 1
+            if hops > 40 or target.startswith("/"):
+                return None
+            resolved.pop()
+            todo[:0] = target.split("/")
+    return resolved
+
+
+def _refused(tarball: Path, member: str, reason: str) -> FwgenError:
+    return FwgenError(
+        f"{tarball}: refusing to extract member {member!r}: {reason}",
+        "this tarball is malformed or malicious; nothing from it was kept. "
+        "Get it from a trusted source (fwgen fetch verifies the pinned sha256)",
+    )
+
+
+def _top_level(root: Path) -> Path:
+    entries = list(root.iterdir())
+    if len(entries) == 1 and entries[0].is_dir() and not entries[0].is_symlink():
+        return entries[0]
+    return root
