@@ -49,6 +49,13 @@ def _relative_path(value: str) -> str | None:
     return None
 
 
+def _relative_paths(value: tuple[str, ...]) -> str | None:
+    for item in value:
+        if problem := _relative_path(item):
+            return f"{item!r} {problem}"
+    return None
+
+
 @dataclass(frozen=True)
 class Download:
     """One pinned file: its name in the cache, its sha256 and where to get it."""
@@ -58,9 +65,66 @@ class Download:
     urls: tuple[str, ...] = field(check=_urls)
 
 
+_BR2_LINE_RE = re.compile(r"^BR2_[A-Za-z0-9_]+=(y|\".*\"|[0-9]+)$")
+_SIZE_RE = re.compile(r"^([1-9][0-9]*)([KMG])$")
+KERNEL_IMAGES = {"zImage": "ZIMAGE", "uImage": "UIMAGE", "Image": "IMAGE", "vmlinux": "VMLINUX"}
+
+
+def _br2_lines(value: tuple[str, ...]) -> str | None:
+    for item in value:
+        if not _BR2_LINE_RE.match(item):
+            return f'{item!r} is not a Buildroot line BR2_SYMBOL=y, ="string" or =number'
+    return None
+
+
+def _gcc(value: str) -> str | None:
+    return None if re.match(r"^[0-9]+$", value) else 'must be a GCC major version, e.g. "12"'
+
+
+def _power_of_two_size(value: str) -> str | None:
+    match = _SIZE_RE.match(value)
+    if not match:
+        return "must be a size like 64M (a number with K, M or G)"
+    number = int(match.group(1))
+    if number & (number - 1):
+        return "must be a power of two (QEMU's SD card model wants one), e.g. 64M or 128M"
+    return None
+
+
+def _kernel_image(value: str) -> str | None:
+    if value not in KERNEL_IMAGES:
+        return f"must be one of: {', '.join(KERNEL_IMAGES)}"
+    return None
+
+
+def _getty_port(value: str) -> str | None:
+    return None if re.match(r"^[A-Za-z0-9]+$", value) else "must be a tty name, e.g. ttyAMA0"
+
+
 @dataclass(frozen=True)
 class BuildrootSpec(Download):
+    """The Buildroot release and what fwgen's Buildroot configuration takes from the board.
+
+    `target` are the Buildroot lines choosing architecture, CPU and FPU; `gcc` the GCC major
+    version (BR2_GCC_VERSION_<gcc>_X); `extra` further BR2_ lines (packages, options).
+    Paths are relative to fwgen's data root (board/, br2-external/).
+    """
+
     version: str = field(check=non_empty)
+    target: tuple[str, ...] = field(default=(), check=_br2_lines)
+    gcc: str = field(default="12", check=_gcc)
+    kernel_image: str = field(default="zImage", check=_kernel_image)
+    rootfs_size: str = field(default="64M", check=_power_of_two_size)
+    getty_port: str = field(default="ttyAMA0", check=_getty_port)
+    post_image_script: str = field(default="", check=_relative_path)
+    genimage_config: str = field(default="", check=_relative_path)
+    extra: tuple[str, ...] = field(default=(), check=_br2_lines)
+
+    def post_image_path(self) -> Path | None:
+        return paths.data_root() / self.post_image_script if self.post_image_script else None
+
+    def genimage_path(self) -> Path | None:
+        return paths.data_root() / self.genimage_config if self.genimage_config else None
 
 
 @dataclass(frozen=True)
@@ -72,6 +136,9 @@ class KernelVariant(Download):
     fragment: str = field(check=_relative_path)
     requirements: tuple[str, ...] = field(check=_requirements)
     description: str = ""
+    # BR2_LINUX_KERNEL_LICENSE_FILES for `make legal-info`; empty: Buildroot's default list
+    # (COPYING and LICENSES/..., which kernels before 4.16 do not have).
+    license_files: tuple[str, ...] = ()
 
     def patches_dir(self) -> Path:
         return paths.data_root() / self.patches
@@ -90,17 +157,115 @@ class Qemu:
     initramfs_append: str = ""
 
 
+# Smoke checks are data: shell commands run on the target's serial console, judged by their
+# output and exit code. `{name}` in `run`, `setup` and `expect` is a variable: one of these
+# built-ins (from images/manifest.json, else the recipe) or a key of [smoke.vars]. `${name}`
+# stays a shell variable; regex repetitions like `{2}` are not names.
+SMOKE_BUILTINS = ("board", "variant", "kernel_version", "kernel_series")
+SMOKE_VARIABLE_RE = re.compile(r"(?<!\$)\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_SAFE_VALUE_RE = re.compile(r"^[A-Za-z0-9._+/=:@%,-]*$")
+
+
+def _regex(value: str) -> str | None:
+    try:
+        re.compile(SMOKE_VARIABLE_RE.sub("x", value))
+    except re.error as e:
+        return f"not a valid regular expression: {e}"
+    return None
+
+
+def _positive(value: float) -> str | None:
+    return None if value > 0 else "must be greater than 0"
+
+
+def _non_negative(value: float) -> str | None:
+    return None if value >= 0 else "must not be negative"
+
+
+def _variables(value: dict[str, str]) -> str | None:
+    for name, text in value.items():
+        if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", name):
+            return f"{name!r} is not a variable name (letters, digits, _)"
+        if name in SMOKE_BUILTINS:
+            return f"{name!r} is built in ({', '.join(SMOKE_BUILTINS)}); choose another name"
+        if not _SAFE_VALUE_RE.match(text):
+            return (
+                f"{name} = {text!r}: values are pasted into shell commands unquoted, so only "
+                "letters, digits and . _ + / = : @ % , - are allowed"
+            )
+    return None
+
+
 @dataclass(frozen=True)
 class SmokeCheck:
-    name: str
-    run: str
-    expect: str = ""
-    timeout: float = 30.0
+    """One check, named by its key under [smoke.checks]: `setup` once (must exit 0), then
+    `run` until it passes or `timeout` ends.
+
+    It passes when `run` exits with `expect_exit` and, if `expect` is set, its output matches
+    that regex (searched line-wise: ^ and $ match at line ends). `poll` > 0 retries a failing
+    `run` every `poll` seconds within the timeout, for effects that take a moment to appear.
+    """
+
+    run: str = field(check=non_empty)
+    setup: str = ""
+    expect: str = field(default="", check=_regex)
+    expect_exit: int = 0
+    poll: float = field(default=0.0, check=_non_negative)
+    timeout: float = field(default=30.0, check=_positive)
+    name: str = dataclasses.field(default="", init=False)  # the key, set by Smoke
+
+    def texts(self) -> tuple[str, ...]:
+        return (self.setup, self.run, self.expect)
+
+
+@dataclass(frozen=True)
+class SmokeLogin:
+    """Booting to the serial login prompt and logging in; one deadline for all of it."""
+
+    prompt: str = field(default="login:", check=_regex)
+    user: str = field(default="root", check=non_empty)
+    password: str = ""
+    timeout: float = field(default=300.0, check=_positive)
+
+
+@dataclass(frozen=True)
+class SmokePoweroff:
+    """The last step: `run` starts a power-off; QEMU must then exit by itself with status 0.
+
+    `expect` (a regex, optional) must appear on the console first.
+    """
+
+    run: str = field(default="poweroff", check=non_empty)
+    expect: str = field(default="reboot: Power down", check=_regex)
+    timeout: float = field(default=120.0, check=_positive)
 
 
 @dataclass(frozen=True)
 class Smoke:
-    checks: tuple[SmokeCheck, ...] = ()
+    """[smoke]: how to log in and power off, variables, and the checks in the order written."""
+
+    login: SmokeLogin = SmokeLogin()
+    poweroff: SmokePoweroff = SmokePoweroff()
+    vars: dict[str, str] = field(default_factory=dict, check=_variables)
+    checks: dict[str, SmokeCheck] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name, check in self.checks.items():
+            object.__setattr__(check, "name", name)
+
+    def recipe_check(self) -> str | None:
+        known = set(SMOKE_BUILTINS) | set(self.vars)
+        for name, check in self.checks.items():
+            if not name.strip():
+                return "checks: a check needs a name (its key must not be empty)"
+            for text in check.texts():
+                for variable in SMOKE_VARIABLE_RE.findall(text):
+                    if variable not in known:
+                        return (
+                            f"checks.{name!r}: unknown variable {{{variable}}}; "
+                            f"known: {', '.join(sorted(known))} (add it under [smoke.vars])"
+                        )
+        return None
 
 
 @dataclass(frozen=True)
@@ -111,6 +276,7 @@ class Board:
     buildroot: BuildrootSpec
     kernels: dict[str, KernelVariant]
     qemu: Qemu
+    overlays: tuple[str, ...] = field(check=_relative_paths)
     smoke: Smoke = Smoke()
     name: str = dataclasses.field(default="", init=False)
     source: Path = dataclasses.field(default=Path(), init=False)
@@ -125,6 +291,10 @@ class Board:
                 f"board '{self.name}' has no kernel variant '{chosen}'",
                 f"use one of: {', '.join(self.kernels)} (see 'fwgen boards')",
             ) from None
+
+    def overlay_dirs(self) -> list[Path]:
+        """Rootfs overlays, in the order they are applied (later ones win)."""
+        return [paths.data_root() / o for o in self.overlays]
 
     def downloads(self, variant: str | None) -> list[Download]:
         """Everything a build of this board with that kernel variant fetches."""

@@ -15,7 +15,13 @@ from fwgen.errors import FwgenError
 # Each module has NAME, HELP, configure(parser) and run(args) -> int.
 COMMANDS = [
     "fwgen.commands.boards",
+    "fwgen.commands.build",
+    "fwgen.commands.config",
+    "fwgen.commands.fetch",
     "fwgen.commands.doctor",
+    "fwgen.commands.patch",
+    "fwgen.commands.smoke",
+    "fwgen.commands.run",
 ]
 
 

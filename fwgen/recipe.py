@@ -158,4 +158,11 @@ def _convert_table(cls: Any, table: dict[str, Any], source: Path, key: str) -> A
             if problem:
                 raise RecipeError(f"{_where(source, sub)}: {problem} (got {table[name]!r})")
         values[name] = converted
-    return cls(**values)
+    obj = cls(**values)
+    # Rules that involve several fields of one table: `recipe_check()` says what is wrong.
+    table_check = getattr(obj, "recipe_check", None)
+    if callable(table_check):
+        problem = table_check()
+        if problem:
+            raise RecipeError(f"{_where(source, key)}: {problem}")
+    return obj

@@ -1,0 +1,705 @@
+"""The full Buildroot build of a board: `fwgen build BOARD`.
+
+The flow, each step deciding nothing a previous one decided:
+
+1. host checks (fwgen doctor's Buildroot list) and free disk space;
+2. the pinned Buildroot and kernel tarballs, fetched and verified (fwgen.sources); Buildroot
+   extracted once per version into the cache; the kernel tarball hard-linked (or copied) into
+   Buildroot's download directory, where its own hash check finds it;
+3. the kernel .config from the kconfig stage (defconfig + fragment + requirements);
+4. the Buildroot defconfig rendered from the recipe (fwgen.defconfig);
+5. a rebuild plan from the recorded inputs of the last build (fwgen.rebuild);
+6. `make defconfig` with the external tree, and proof that every requested line survived;
+7. the plan's clean steps, then the build with progress and a full log (fwgen.brmake);
+8. the kernel's final .config re-checked against the requirements;
+9. images/ with manifest.json and SHA256SUMS (fwgen.images), as the kernel-only path does.
+
+Everything lives in <output>/<board>-<variant>/ (Buildroot's O=), with fwgen's own files
+(rendered configs, logs, state) in its fwgen/ subdirectory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fwgen import (
+    __version__,
+    brmake,
+    defconfig,
+    doctor,
+    fingerprint,
+    images,
+    kconfig,
+    patches,
+    paths,
+    prefetch,
+    rebuild,
+    sources,
+)
+from fwgen.board import Board, Download, KernelVariant, load_board
+from fwgen.errors import FwgenError
+from fwgen.log import log
+from fwgen.toolchain import buildroot_toolchain
+
+# What a Buildroot build of this size needs (toolchain, kernel, host tools, root filesystem):
+# about 10 GB in the output directory, plus downloads and ccache in fwgen's cache.
+NEEDED_FREE_BYTES = 15 * 1024**3
+STATE_FILE = "state.json"
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    board: str
+    kernel: str | None = None
+    output_root: Path = Path("build")
+    jobs: int = 0
+    clean: bool = False
+    dry_run: bool = False
+    mirrors: Sequence[str] = ()
+    offline: bool = False
+    prefetch: int = 0  # parallel source downloads before the build; 0: let Buildroot do it
+    buildroot_src: Path | None = None  # a Buildroot tree or tarball instead of the pinned one
+    command: str = "fwgen build"  # how the user ran it, for "run it again" messages
+
+
+@dataclass
+class Prepared:
+    """Everything decided before Buildroot runs."""
+
+    board: Board
+    variant_name: str
+    variant: KernelVariant
+    output: Path
+    tree: Path | None  # None in a dry run when Buildroot is not extracted yet
+    tree_shown: Path  # `tree`, or where the first real run extracts it
+    defconfig_text: str
+    kernel_config_text: str | None
+    inputs: rebuild.Inputs
+    plan: rebuild.Plan
+    kernel_tarball: Path | None
+    downloads: dict[str, str] = field(default_factory=dict)  # file -> status, for the dry run
+
+    @property
+    def fwgen_dir(self) -> Path:
+        return defconfig.fwgen_dir(self.output)
+
+    @property
+    def defconfig_path(self) -> Path:
+        return self.fwgen_dir / "defconfig"
+
+    @property
+    def locations(self) -> defconfig.Locations:
+        return defconfig.Locations.for_output(self.output)
+
+
+# --- Buildroot itself ----------------------------------------------------------------------
+
+
+def tree_version(tree: Path) -> str:
+    """BR2_VERSION as the tree's top Makefile declares it."""
+    makefile = Path(tree) / "Makefile"
+    try:
+        text = makefile.read_text(encoding="utf-8", errors="replace")
+    except FileNotFoundError:
+        raise FwgenError(
+            f"{tree} is not a Buildroot tree (no Makefile)",
+            "give the top directory of a Buildroot release, or its tarball",
+        ) from None
+    match = re.search(r"^export BR2_VERSION\s*:=\s*(\S+)", text, re.MULTILINE)
+    if not match:
+        raise FwgenError(
+            f"{makefile}: no BR2_VERSION: not a Buildroot tree",
+            "give the top directory of a Buildroot release, or its tarball",
+        )
+    return match.group(1)
+
+
+def check_tree_version(tree: Path, board: Board) -> None:
+    found = tree_version(tree)
+    if found != board.buildroot.version:
+        raise FwgenError(
+            f"{tree} is Buildroot {found}, but board '{board.name}' is pinned to "
+            f"Buildroot {board.buildroot.version} ({board.source}: key 'buildroot.version')",
+            f"use a Buildroot {board.buildroot.version} tree, or drop --buildroot-src to use "
+            "the pinned release",
+        )
+
+
+def _extracted_tree(download: Download) -> Path | None:
+    """The cache's extraction of a download, if it exists (no work done)."""
+    root = sources.source_dir() / download.sha256[:16]
+    if not root.is_dir():
+        return None
+    entries = [p for p in root.iterdir() if not p.name.startswith(".")]
+    return entries[0] if len(entries) == 1 and entries[0].is_dir() else root
+
+
+def buildroot_tree(board: Board, tarball: Path | None, src: Path | None) -> Path:
+    """The Buildroot tree to build with, of the recipe's version."""
+    if src is not None:
+        given = Path(src).expanduser()
+        if given.is_dir():
+            tree = given.resolve()
+        elif given.is_file():
+            tree = sources.extract(given)
+        else:
+            raise FwgenError(
+                f"--buildroot-src {given}: no such file or directory",
+                "give a Buildroot tree or release tarball",
+            )
+    else:
+        assert tarball is not None
+        tree = sources.extract(tarball, board.buildroot.sha256)
+    check_tree_version(tree, board)
+    return tree
+
+
+def place_kernel_tarball(tarball: Path, dl_dir: Path) -> Path:
+    """Put the verified kernel tarball where Buildroot looks for it: <dl>/linux/<file>."""
+    target = dl_dir / "linux" / tarball.name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if target.exists():
+        try:
+            if os.path.samefile(target, tarball):
+                return target
+        except OSError:
+            pass
+        if sources.sha256_file(target) == sources.sha256_file(tarball):
+            return target
+        log.warning("%s differs from the verified %s: replacing it", target, tarball)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(tarball, tmp)
+    except OSError:
+        shutil.copyfile(tarball, tmp)
+    os.replace(tmp, target)
+    return target
+
+
+# --- inputs ----------------------------------------------------------------------------------
+
+
+def module_package_dir() -> Path:
+    return paths.br2_external_dir() / "package" / rebuild.MODULE_PACKAGE
+
+
+def overlay_files(dirs: Sequence[Path]) -> dict[str, str]:
+    """Path in the rootfs -> "<mode> <sha256>" (or "link <target>"), later overlays winning."""
+    merged: dict[str, str] = {}
+    for root in dirs:
+        for dirpath, dirnames, filenames in os.walk(root):
+            dirnames.sort()
+            base = Path(dirpath)
+            names = sorted(filenames) + [d for d in dirnames if (base / d).is_symlink()]
+            for name in names:
+                path = base / name
+                rel = path.relative_to(root).as_posix()
+                if path.is_symlink():
+                    merged[rel] = f"link {os.readlink(path)}"
+                else:
+                    mode = oct(path.stat().st_mode & 0o7777)
+                    merged[rel] = f"{mode} {images.sha256_file(path)}"
+    return merged
+
+
+def board_files_hash(board: Board) -> str:
+    files = [p for p in (board.buildroot.post_image_path(), board.buildroot.genimage_path()) if p]
+    return json.dumps(fingerprint.files(files), sort_keys=True)
+
+
+def collect_inputs(
+    board: Board,
+    variant: KernelVariant,
+    defconfig_text: str,
+    kernel_config_text: str | None,
+) -> rebuild.Inputs:
+    series = patches.series(variant.patches_dir())
+    return rebuild.Inputs(
+        buildroot=f"{board.buildroot.version} {board.buildroot.sha256}",
+        kernel=f"{variant.version} {variant.sha256}",
+        defconfig=defconfig.symbol_values(defconfig_text),
+        kernel_config=_sha256_text(kernel_config_text) if kernel_config_text else None,
+        series=fingerprint.files(series),
+        module=fingerprint.tree_content(module_package_dir()),
+        overlays=overlay_files(board.overlay_dirs()),
+        board_files=board_files_hash(board),
+    )
+
+
+def _sha256_text(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def package_files(output: Path) -> dict[str, str]:
+    """Target path -> package, from Buildroot's build/packages-file-list.txt."""
+    owners: dict[str, str] = {}
+    listing = output / "build" / "packages-file-list.txt"
+    try:
+        lines = listing.read_text(encoding="utf-8", errors="replace").splitlines()
+    except FileNotFoundError:
+        return owners
+    for line in lines:
+        package, _, path = line.partition(",")
+        if path:
+            owners[path.removeprefix("./")] = package
+    return owners
+
+
+def _has_build(output: Path) -> bool:
+    return (output / "build").is_dir() or (output / "host").is_dir()
+
+
+# --- preparing ------------------------------------------------------------------------------
+
+
+def output_dir(options: BuildOptions, board: Board, variant_name: str) -> Path:
+    return (Path(options.output_root) / f"{board.name}-{variant_name}").absolute()
+
+
+def is_offline(options: BuildOptions) -> bool:
+    """--offline, or FWGEN_OFFLINE=1 (as fwgen.sources reads it)."""
+    flag = os.environ.get("FWGEN_OFFLINE", "").strip().lower()
+    return options.offline or flag in ("1", "true", "yes", "on")
+
+
+def primary_site(mirrors: Sequence[str]) -> str:
+    """BR2_PRIMARY_SITE: the first mirror given (--mirror, then $FWGEN_MIRROR)."""
+    env = re.split(r"[\s,]+", os.environ.get("FWGEN_MIRROR", "").strip())
+    for mirror in [*mirrors, *env]:
+        if mirror:
+            return mirror.rstrip("/")
+    return ""
+
+
+def _kernel_config_text(
+    variant: KernelVariant, tarball: Path | None, *, dry_run: bool
+) -> str | None:
+    """The kconfig stage's .config for the variant; None in a dry run without the source."""
+    if dry_run:
+        tree = _extracted_tree(variant)
+        if tree is None:
+            return None
+    else:
+        assert tarball is not None
+        tree = sources.extract(tarball, variant.sha256)
+    return kconfig.configure_variant(variant, tree).text()
+
+
+def _download_status(downloads: Sequence[Download], offline: bool) -> dict[str, str]:
+    status = {}
+    for d in downloads:
+        cached = sources.cached_path(d)
+        if cached.is_file():
+            status[d.file] = f"in the cache ({cached}); verified again before use"
+        elif offline:
+            status[d.file] = "not in the cache, and --offline: a real run stops here"
+        else:
+            status[d.file] = f"not in the cache: would download from {d.urls[0]}"
+    return status
+
+
+def _sources(
+    options: BuildOptions, board: Board, variant: KernelVariant
+) -> tuple[dict[str, Path], dict[str, str], Path | None]:
+    """(fetched file -> path, dry-run download status, Buildroot tree or None)."""
+    downloads: list[Download] = [variant]
+    if options.buildroot_src is None:
+        downloads.insert(0, board.buildroot)
+    if not options.dry_run:
+        got = sources.fetch(downloads, mirrors=options.mirrors, offline=options.offline)
+        fetched = {d.file: p for d, p in zip(downloads, got, strict=True)}
+        tree = buildroot_tree(board, fetched.get(board.buildroot.file), options.buildroot_src)
+        return fetched, {}, tree
+    # A dry run downloads and extracts nothing; it uses what is already there.
+    if options.buildroot_src is not None:
+        return (
+            {},
+            _download_status(downloads, is_offline(options)),
+            buildroot_tree(board, None, options.buildroot_src),
+        )
+    tree = _extracted_tree(board.buildroot)
+    if tree is not None:
+        check_tree_version(tree, board)
+    return {}, _download_status(downloads, is_offline(options)), tree
+
+
+def prepare(options: BuildOptions) -> Prepared:
+    """Steps 2-5: resolve every input and decide the plan; a dry run changes nothing."""
+    board = load_board(options.board)
+    variant_name = options.kernel or board.default_kernel
+    variant = board.kernel(variant_name)
+    output = output_dir(options, board, variant_name)
+    fetched, status, tree = _sources(options, board, variant)
+    expected = sources.source_dir() / board.buildroot.sha256[:16]
+    kernel_tarball = fetched.get(variant.file)
+    kernel_config_text = _kernel_config_text(variant, kernel_tarball, dry_run=options.dry_run)
+    text = defconfig.render(
+        board,
+        variant_name,
+        defconfig.Locations.for_output(output),
+        jobs=options.jobs,
+        primary_site=primary_site(options.mirrors),
+    )
+    inputs = collect_inputs(board, variant, text, kernel_config_text)
+    plan = rebuild.plan(
+        rebuild.load_state(defconfig.fwgen_dir(output) / STATE_FILE),
+        inputs,
+        clean=options.clean,
+        output_exists=_has_build(output),
+        package_files=package_files(output),
+    )
+    return Prepared(
+        board=board,
+        variant_name=variant_name,
+        variant=variant,
+        output=output,
+        tree=tree,
+        tree_shown=tree or expected / f"buildroot-{board.buildroot.version}",
+        defconfig_text=text,
+        kernel_config_text=kernel_config_text,
+        inputs=inputs,
+        plan=plan,
+        kernel_tarball=kernel_tarball,
+        downloads=status,
+    )
+
+
+# --- host checks ---------------------------------------------------------------------------
+
+
+def check_host(output: Path, *, dry_run: bool) -> list[str]:
+    """doctor's Buildroot checks (an error, or notes in a dry run) and a free-space warning."""
+    notes = []
+    if dry_run:
+        missing = [f for f in doctor.check(["build"], []) if not f.ok]
+        if missing:
+            notes.append(
+                "host lacks: "
+                + ", ".join(f.need.what for f in missing)
+                + f" ({doctor.install_line(missing)})"
+            )
+    else:
+        doctor.require(["build"])
+    free = free_bytes(output)
+    if free is not None and free < NEEDED_FREE_BYTES:
+        text = (
+            f"only {free / 1024**3:.1f} GB free for {output}; a Buildroot build of this board "
+            f"needs about {NEEDED_FREE_BYTES // 1024**3} GB (toolchain, kernel, host tools)"
+        )
+        log.warning("warning: %s", text)
+        notes.append(text)
+    return notes
+
+
+def free_bytes(path: Path) -> int | None:
+    probe = Path(path)
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    try:
+        return shutil.disk_usage(probe).free
+    except OSError:
+        return None
+
+
+# --- the dry run ---------------------------------------------------------------------------
+
+
+def describe(prepared: Prepared, notes: Sequence[str] = ()) -> str:
+    """What a build would do: inputs, plan and the exact commands, as text."""
+    p = prepared
+    make = brmake.Make(p.tree_shown, p.output)
+    lines = [
+        f"fwgen build {p.board.name}, kernel {p.variant_name} (linux {p.variant.version}): "
+        "dry run, nothing is changed",
+        f"  output directory: {p.output}",
+        f"  Buildroot {p.board.buildroot.version}: {p.tree_shown}"
+        + ("" if p.tree else " (extracted on the first real run)"),
+    ]
+    for file, status in p.downloads.items():
+        lines.append(f"  {file}: {status}")
+    lines.append(f"  kernel tarball for Buildroot: {p.locations.dl_dir / 'linux' / p.variant.file}")
+    if p.kernel_config_text is None:
+        lines.append(
+            f"  kernel .config: {p.locations.kernel_config} (made by the kconfig stage on the "
+            "first real run; the kernel source is not extracted yet)"
+        )
+    else:
+        lines.append(
+            f"  kernel .config: {p.locations.kernel_config} (sha256 {p.inputs.kernel_config})"
+        )
+    lines.append(f"  Buildroot defconfig: {p.defconfig_path}")
+    lines.extend(f"  note: {note}" for note in notes)
+    lines.append("plan:")
+    lines.extend(f"  {line}" for line in p.plan.describe())
+    lines.append("commands:")
+    lines.extend(f"  {cmd}" for cmd in commands(prepared, make))
+    lines.append("defconfig:")
+    lines.extend(f"  {line}" if line else "" for line in p.defconfig_text.splitlines())
+    return "\n".join(lines) + "\n"
+
+
+def commands(prepared: Prepared, make: brmake.Make) -> list[str]:
+    p = prepared
+    out = [
+        shlex.join(
+            make.command(
+                "defconfig",
+                args=[
+                    f"BR2_EXTERNAL={paths.br2_external_dir()}",
+                    f"BR2_DEFCONFIG={p.defconfig_path}",
+                ],
+            )
+        ),
+        f"(check: every line of {p.defconfig_path.name} is in {p.output / '.config'})",
+    ]
+    if p.plan.full_clean and _has_build(p.output):
+        out.append(shlex.join(make.command("clean")))
+    if not p.plan.full_clean and p.plan.invalidate:
+        out.append(shlex.join(make.command(*p.plan.invalidate)))
+    for path in p.plan.remove_from_target:
+        out.append(shlex.join(["rm", "-f", str(p.output / "target" / path)]))
+    out.append(shlex.join(make.command("show-info")) + "  (the package list for progress)")
+    out.append(shlex.join(make.command()))
+    out.append(
+        f"(check: {p.output / 'build' / f'linux-{p.variant.version}' / '.config'} has "
+        f"{', '.join(p.variant.requirements)})"
+    )
+    out.append(f"(collect: {p.output / 'images'} + manifest.json + SHA256SUMS)")
+    return out
+
+
+# --- the build ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    images: Path
+    manifest: dict[str, Any]
+    log: Path
+
+
+def build(options: BuildOptions) -> BuildResult | None:
+    """The whole build (None for a dry run, which prints its description instead)."""
+    board = load_board(options.board)
+    variant_name = options.kernel or board.default_kernel
+    board.kernel(variant_name)
+    notes = check_host(output_dir(options, board, variant_name), dry_run=options.dry_run)
+    prepared = prepare(options)
+    if options.dry_run:
+        print(describe(prepared, notes), end="")
+        return None
+    return run(prepared, options)
+
+
+def run(prepared: Prepared, options: BuildOptions) -> BuildResult:
+    """Steps 6-9 for a prepared build."""
+    p = prepared
+    assert p.tree is not None and p.kernel_config_text is not None
+    start = time.monotonic()
+    fw = p.fwgen_dir
+    fw.mkdir(parents=True, exist_ok=True)
+    log.info("building %s, kernel %s in %s", p.board.name, p.variant_name, p.output)
+    for line in p.plan.describe():
+        log.info("plan: %s", line)
+    assert p.kernel_tarball is not None
+    place_kernel_tarball(p.kernel_tarball, p.locations.dl_dir)
+    if defconfig.write_if_changed(p.locations.kernel_config, p.kernel_config_text):
+        log.info("kernel .config written: %s", p.locations.kernel_config)
+    defconfig.write_if_changed(p.defconfig_path, p.defconfig_text)
+    make = brmake.Make(p.tree, p.output)
+    steps_log = fw / "steps.log"
+    steps_log.write_text("")
+    state_path = fw / STATE_FILE
+    try:
+        configure(make, p, steps_log)
+        apply_plan(make, p, steps_log)
+        _write_state(state_path, rebuild.State(p.inputs, complete=False))
+        info = make.show_info(steps_log)
+        if is_offline(options):
+            check_offline_sources(info, p.locations.dl_dir)
+        if options.prefetch > 0:
+            prefetch.prefetch(info, p.tree, p.locations.dl_dir, jobs=options.prefetch)
+        build_log = fw / "build.log"
+        _rotate(build_log)
+        log.info("Buildroot build log: %s", build_log)
+        progress = brmake.Progress.from_show_info(info, p.output)
+        make.build(build_log, progress)
+    except KeyboardInterrupt:
+        log.error("fwgen: %s", brmake.interrupted_message(p.output, options.command))
+        raise
+    final_config = p.output / "build" / f"linux-{p.variant.version}" / ".config"
+    kconfig.verify_config(final_config, p.variant.requirements)
+    manifest = collect_images(p, build_log)
+    _write_state(state_path, rebuild.State(p.inputs, complete=True))
+    log.info("images: %s (%s)", p.output / "images", brmake.elapsed(start))
+    return BuildResult(p.output / "images", manifest, build_log)
+
+
+def configure(make: brmake.Make, p: Prepared, steps_log: Path) -> None:
+    """`make defconfig` with the external tree; every requested line must survive."""
+    make.run(
+        ["defconfig"],
+        steps_log,
+        what="make defconfig",
+        args=[f"BR2_EXTERNAL={paths.br2_external_dir()}", f"BR2_DEFCONFIG={p.defconfig_path}"],
+    )
+    dot_config = p.output / ".config"
+    dropped = defconfig.dropped_lines(p.defconfig_text, dot_config)
+    if dropped:
+        raise FwgenError(
+            f"Buildroot dropped {len(dropped)} line(s) of the rendered defconfig "
+            f"({p.defconfig_path}):\n" + defconfig.describe_dropped(dropped, dot_config),
+            "a symbol that does not exist in this Buildroot or whose dependencies are unmet: "
+            f"fix the recipe ({p.board.source}) or fwgen/templates/defconfig.j2",
+        )
+    log.info(
+        "defconfig: all %d lines survived olddefconfig",
+        len(defconfig.requested_lines(p.defconfig_text)),
+    )
+
+
+def apply_plan(make: brmake.Make, p: Prepared, steps_log: Path) -> None:
+    plan = p.plan
+    if plan.full_clean:
+        if _has_build(p.output):
+            log.info("full rebuild: make clean")
+            make.run(["clean"], steps_log, what="make clean")
+        return
+    if plan.invalidate:
+        log.info("make %s", " ".join(plan.invalidate))
+        make.run(list(plan.invalidate), steps_log, what="make " + " ".join(plan.invalidate))
+    target = p.output / "target"
+    for rel in plan.remove_from_target:
+        path = target / rel
+        if path.is_symlink() or path.is_file():
+            path.unlink()
+            log.info("removed %s (no longer in an overlay)", path)
+
+
+def check_offline_sources(info: dict[str, Any], dl_dir: Path) -> None:
+    """--offline: every source Buildroot will want must already be in its download dir."""
+    missing = []
+    for name, pkg in sorted(info.items()):
+        for dl in pkg.get("downloads") or []:
+            path = dl_dir / pkg.get("dl_dir", name) / dl["source"]
+            if not path.exists():
+                missing.append(f"  {path}  ({name})")
+    if missing:
+        raise FwgenError(
+            f"offline, and {len(missing)} source(s) Buildroot needs are not in {dl_dir}:\n"
+            + "\n".join(missing),
+            "run once with network access (or --mirror URL), or copy a Buildroot download "
+            "directory there",
+        )
+
+
+def _rotate(path: Path) -> None:
+    if path.exists():
+        os.replace(path, path.with_name(path.name + ".old"))
+
+
+def _write_state(path: Path, state: rebuild.State) -> None:
+    images.write_atomic(path, (json.dumps(state.to_json(), indent=2) + "\n").encode())
+
+
+# --- images ----------------------------------------------------------------------------------
+
+
+def expected_images(board: Board, variant: KernelVariant) -> list[str]:
+    names = [board.buildroot.kernel_image, f"{Path(variant.device_tree).name}.dtb", "rootfs.ext2"]
+    if board.buildroot.genimage_config:
+        names += ["sdcard.img", "sdcard.img.bmap"]
+    if board.buildroot.post_image_script:
+        names.append("start-qemu.sh")
+    return names
+
+
+def collect_images(p: Prepared, build_log: Path) -> dict[str, Any]:
+    """Check images/ holds what the board needs, then write manifest.json and SHA256SUMS."""
+    out = p.output / "images"
+    missing = [n for n in expected_images(p.board, p.variant) if not (out / n).is_file()]
+    if missing:
+        raise FwgenError(
+            f"the build finished but {out} lacks: {', '.join(missing)}",
+            f"look at the end of {build_log} (the post-image script makes sdcard.img, its "
+            ".bmap and start-qemu.sh)",
+        )
+    card = out / "sdcard.img"
+    if card.exists():
+        size = card.stat().st_size
+        if size & (size - 1):
+            raise FwgenError(
+                f"{card} is {size} bytes, not a power of two: QEMU's SD card refuses it",
+                f"make rootfs_size a power of two ({p.board.source})",
+            )
+    manifest = build_manifest(p)
+    images.finalize(out, manifest)
+    return manifest
+
+
+def build_manifest(p: Prepared) -> dict[str, Any]:
+    build_dir = p.output / "build" / f"linux-{p.variant.version}"
+    release_file = build_dir / "include" / "config" / "kernel.release"
+    release = release_file.read_text().strip() if release_file.is_file() else ""
+    module = _module_file(p.output, release)
+    return {
+        "board": p.board.name,
+        "build": "buildroot",
+        "kernel": {
+            "variant": p.variant_name,
+            "version": p.variant.version,
+            "release": release,
+            "source": {"file": p.variant.file, "sha256": p.variant.sha256},
+            "series": p.inputs.series,
+            "config_sha256": p.inputs.kernel_config,
+            "device_tree": p.variant.device_tree,
+        },
+        "buildroot": {
+            "version": p.board.buildroot.version,
+            "file": p.board.buildroot.file,
+            "sha256": p.board.buildroot.sha256,
+            "tree_version": tree_version(p.tree) if p.tree else "",
+            "defconfig_sha256": images.sha256_file(p.defconfig_path),
+        },
+        "toolchain": _toolchain(p.output),
+        "module": {
+            "name": "usermodehelper_demo",
+            "package": rebuild.MODULE_PACKAGE,
+            "source": p.inputs.module,
+            "sha256": images.sha256_file(module) if module else "",
+        },
+        "overlays": {o: fingerprint.tree_content(paths.data_root() / o) for o in p.board.overlays},
+        "fwgen_version": __version__,
+    }
+
+
+def _module_file(output: Path, release: str) -> Path | None:
+    found = sorted(
+        (output / "target" / "lib" / "modules").glob(f"{release or '*'}/**/usermodehelper_demo.ko")
+    )
+    return found[0] if found else None
+
+
+def _toolchain(output: Path) -> dict[str, str]:
+    prefix = buildroot_toolchain(output)
+    if not prefix:
+        return {"origin": "Buildroot internal toolchain"}
+    try:
+        first = subprocess.run(
+            [f"{prefix}gcc", "--version"], capture_output=True, text=True, timeout=30
+        ).stdout.splitlines()[0]
+    except (OSError, IndexError, subprocess.SubprocessError):
+        first = ""
+    return {"origin": "Buildroot internal toolchain", "prefix": Path(prefix).name, "version": first}

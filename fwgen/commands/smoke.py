@@ -1,0 +1,89 @@
+"""fwgen smoke: boot a board's images in QEMU and run the recipe's checks on its console."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from fwgen import qemu, smoke
+from fwgen.board import Board, load_board
+from fwgen.errors import FwgenError
+
+NAME = "smoke"
+HELP = "boot the images in QEMU and run the board's smoke checks (exit 0 only if all pass)"
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    add_image_arguments(parser)
+    parser.add_argument("--junit", type=Path, metavar="FILE", help="also write JUnit XML here")
+    parser.add_argument(
+        "--timeout-multiplier",
+        type=float,
+        metavar="X",
+        default=None,
+        help="scale every step's deadline, for slow or loaded hosts "
+        "(default: $FWGEN_TIMEOUT_MULTIPLIER, else 1)",
+    )
+    parser.add_argument(
+        "--keep-going", action="store_true", help="run every check even after one fails"
+    )
+
+
+def add_image_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("board", help="board name (see 'fwgen boards')")
+    parser.add_argument(
+        "--kernel", metavar="VARIANT", help="kernel variant (default: the board's default)"
+    )
+    parser.add_argument(
+        "--images",
+        type=Path,
+        metavar="DIR",
+        help="images directory (default: build/BOARD-VARIANT/images)",
+    )
+
+
+def images_from_args(args: argparse.Namespace) -> tuple[Board, qemu.Images]:
+    board = load_board(args.board)
+    board.kernel(args.kernel)  # an unknown variant is an error before anything else
+    chosen = args.kernel or board.default_kernel
+    directory = args.images or qemu.default_images_dir(board.name, chosen)
+    return board, qemu.find_images(board, directory, args.kernel)
+
+
+def multiplier(value: float | None) -> float:
+    if value is None:
+        text = os.environ.get("FWGEN_TIMEOUT_MULTIPLIER", "1")
+        try:
+            value = float(text)
+        except ValueError:
+            raise FwgenError(f"FWGEN_TIMEOUT_MULTIPLIER={text!r} is not a number") from None
+    if value <= 0:
+        raise FwgenError(f"the timeout multiplier must be greater than 0 (got {value})")
+    return value
+
+
+def run(args: argparse.Namespace) -> int:
+    scale = multiplier(args.timeout_multiplier)
+    board, images = images_from_args(args)
+    print(
+        f"smoke {board.name}, kernel {images.variant}, {images.root} root "
+        f"({images.rootfs.name}), images {images.directory}",
+        flush=True,
+    )
+    width = smoke.name_width(board.smoke)
+    report = smoke.run(
+        board,
+        images,
+        multiplier=scale,
+        keep_going=args.keep_going,
+        on_result=lambda r: print(smoke.format_result(r, width), flush=True),
+    )
+    if args.junit:
+        smoke.write_junit(report, args.junit)
+    print(smoke.format_summary(report))
+    if args.junit:
+        print(f"junit: {args.junit}")
+    sys.stdout.flush()
+    return 0 if report.passed else 2

@@ -1,0 +1,289 @@
+"""The Buildroot configuration of a board: rendered from its recipe, then proven to survive.
+
+`render()` turns the board recipe (one kernel variant) into a Buildroot defconfig with the
+jinja2 template fwgen/templates/defconfig.j2. Every path in it is absolute, computed at render
+time from fwgen.paths and the build's output directory, so the file works from any directory
+and for an installed fwgen alike.
+
+`dropped_lines()` is the check Buildroot's own test infrastructure makes
+(support/testing/infra/builder.py, is_defconfig_valid): after `make defconfig`, every line
+that was asked for must appear verbatim in the resulting .config; a line Buildroot dropped or
+changed (an unknown symbol, an unmet dependency, a choice that went elsewhere) is an error.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import jinja2
+
+from fwgen import __version__, paths
+from fwgen.board import KERNEL_IMAGES, Board
+from fwgen.errors import FwgenError
+
+TEMPLATE = "defconfig.j2"
+
+# Characters that would break out of the single quotes post-image.sh's arguments travel in
+# (Buildroot runs the post-image command line through the shell).
+_UNSAFE_ARG = re.compile(r"['\"\\$`\n]")
+
+
+@dataclass(frozen=True)
+class Locations:
+    """Where a build's Buildroot configuration points: all absolute."""
+
+    kernel_config: Path  # the kconfig stage's full .config (BR2_LINUX_KERNEL_CUSTOM_CONFIG_FILE)
+    dl_dir: Path  # BR2_DL_DIR
+    ccache_dir: Path  # BR2_CCACHE_DIR
+
+    @classmethod
+    def for_output(cls, output: Path) -> Locations:
+        """The standard places for a build whose Buildroot output directory is `output`."""
+        return cls(
+            kernel_config=fwgen_dir(output) / "linux.config",
+            dl_dir=buildroot_dl_dir(),
+            ccache_dir=paths.cache_dir() / "ccache",
+        )
+
+
+def fwgen_dir(output: Path) -> Path:
+    """fwgen's own files inside a Buildroot output directory (config, logs, state)."""
+    return Path(output).absolute() / "fwgen"
+
+
+def buildroot_dl_dir() -> Path:
+    """Buildroot's download directory (BR2_DL_DIR), shared by every build, in fwgen's cache."""
+    return paths.cache_dir() / "buildroot-dl"
+
+
+def headers_series(kernel_version: str) -> str:
+    """The BR2_PACKAGE_HOST_LINUX_HEADERS_CUSTOM_<x>_<y> suffix of a kernel version."""
+    match = re.match(r"^(\d+)\.(\d+)", kernel_version)
+    if not match:
+        raise FwgenError(
+            f"kernel version {kernel_version!r} does not start with MAJOR.MINOR",
+            "fix the kernel variant's 'version' in the board recipe",
+        )
+    return f"{match.group(1)}_{match.group(2)}"
+
+
+def kconfig_string(value: object) -> str:
+    """A Kconfig string value, quoted and escaped as Buildroot's .config writes it."""
+    text = str(value)
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _checked_arg(value: str, key: str, board: Board) -> str:
+    if _UNSAFE_ARG.search(value):
+        raise FwgenError(
+            f"{board.source}: key '{key}': {value!r} contains a quote, backslash, $ or `",
+            "the post-image script gets it through a shell command line; remove those",
+        )
+    return value
+
+
+def post_image_args(board: Board, variant_name: str) -> str:
+    """BR2_ROOTFS_POST_IMAGE_SCRIPT_ARGS: the genimage config and the QEMU command line."""
+    br = board.buildroot
+    variant = board.kernel(variant_name)
+    genimage = br.genimage_path()
+    if genimage is None:
+        raise FwgenError(
+            f"{board.source}: key 'buildroot.genimage_config': missing, but "
+            "'buildroot.post_image_script' is set",
+            "name the genimage configuration of the SD card image",
+        )
+    qemu = board.qemu
+    words = [
+        f"-c {genimage}",
+        f"-k {br.kernel_image}",
+        f"-d {Path(variant.device_tree).name}.dtb",
+        f"-M {_checked_arg(qemu.machine, 'qemu.machine', board)}",
+        f"-m {_checked_arg(qemu.memory, 'qemu.memory', board)}",
+        f"-q {_checked_arg(qemu.binary, 'qemu.binary', board)}",
+    ]
+    if qemu.sd_append:
+        words.append(f"-a '{_checked_arg(qemu.sd_append, 'qemu.sd_append', board)}'")
+    if qemu.args:
+        joined = " ".join(qemu.args)
+        words.append(f"-x '{_checked_arg(joined, 'qemu.args', board)}'")
+    return " ".join(words)
+
+
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("fwgen", "templates"),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        autoescape=False,
+    )
+    env.filters["kstr"] = kconfig_string
+    return env
+
+
+def _existing(path: Path, key: str, board: Board) -> Path:
+    if not path.exists():
+        raise FwgenError(
+            f"{board.source}: key '{key}': {path} does not exist",
+            "fix the path (relative to fwgen's data root) or create it",
+        )
+    return path
+
+
+def render(
+    board: Board,
+    variant_name: str | None,
+    locations: Locations,
+    *,
+    jobs: int = 0,
+    primary_site: str = "",
+) -> str:
+    """The Buildroot defconfig for `board` with one kernel variant, as text."""
+    name = variant_name or board.default_kernel
+    variant = board.kernel(name)
+    br = board.buildroot
+    if jobs < 0:
+        raise FwgenError(f"-j {jobs}: the job count cannot be negative", "give -j 0 (auto) or more")
+    for key, value in (("dl_dir", locations.dl_dir), ("kernel_config", locations.kernel_config)):
+        if not Path(value).is_absolute():
+            raise ValueError(f"{key} must be absolute, got {value}")
+    post_image = br.post_image_path()
+    genimage = br.genimage_path()
+    context = {
+        "board": board.name,
+        "variant": name,
+        "recipe": _recipe_label(board),
+        "fwgen_version": __version__,
+        "buildroot_version": br.version,
+        "target": br.target,
+        "gcc": br.gcc,
+        "headers_series": headers_series(variant.version),
+        "dl_dir": locations.dl_dir,
+        "primary_site": primary_site.rstrip("/"),
+        "global_patch_dir": _existing(
+            paths.br2_external_dir() / "patches", "kernels.patches", board
+        ),
+        "ccache_dir": locations.ccache_dir,
+        "jobs": jobs,
+        "getty_port": br.getty_port,
+        "overlays": [str(_existing(d, "overlays", board)) for d in board.overlay_dirs()],
+        "post_image_script": _existing(post_image, "buildroot.post_image_script", board)
+        if post_image
+        else "",
+        "post_image_args": post_image_args(board, name) if post_image else "",
+        "kernel_version": variant.version,
+        "kernel_config": locations.kernel_config,
+        "license_files": variant.license_files,
+        "kernel_image_symbol": KERNEL_IMAGES[br.kernel_image],
+        "device_tree": variant.device_tree,
+        "extra": br.extra,
+        "rootfs_size": br.rootfs_size,
+        "genimage_config": _existing(genimage, "buildroot.genimage_config", board)
+        if genimage
+        else "",
+    }
+    for value in context.values():
+        if isinstance(value, Path):
+            _plain_path(value)
+    for path in context["overlays"]:
+        _plain_path(Path(path))
+    return _environment().get_template(TEMPLATE).render(context)
+
+
+def _plain_path(path: Path) -> None:
+    """Buildroot splits its path options on blanks and runs them through the shell."""
+    if re.search(r"[\s'\"\\$`]", str(path)):
+        raise FwgenError(
+            f"{path}: Buildroot cannot use a path with blanks, quotes, backslashes, $ or `",
+            "move it (or fwgen's cache: FWGEN_CACHE_DIR, or the output: -o DIR) to a plain path",
+        )
+
+
+def _recipe_label(board: Board) -> str:
+    """The recipe's path relative to the data root (no machine-specific prefix)."""
+    try:
+        return board.source.relative_to(paths.data_root()).as_posix()
+    except ValueError:
+        return board.source.name
+
+
+# --- what must survive ---------------------------------------------------------------------
+
+_LINE = re.compile(r"^(BR2_[A-Za-z0-9_]+=.*|# BR2_[A-Za-z0-9_]+ is not set)$")
+
+
+def requested_lines(text: str) -> list[str]:
+    """The configuration lines of a defconfig (assignments and `# X is not set`)."""
+    return [line for line in text.splitlines() if _LINE.match(line)]
+
+
+def symbol_values(text: str) -> dict[str, str]:
+    """{symbol: value} of a defconfig's lines; `# X is not set` gives "n"."""
+    values: dict[str, str] = {}
+    for line in requested_lines(text):
+        if line.startswith("# "):
+            values[line.split()[1]] = "n"
+        else:
+            name, _, value = line.partition("=")
+            values[name] = value
+    return values
+
+
+def dropped_lines(defconfig_text: str, dot_config: Path) -> list[str]:
+    """Lines of the defconfig that the resulting .config does not contain verbatim."""
+    try:
+        present = set(Path(dot_config).read_text(encoding="utf-8").splitlines())
+    except FileNotFoundError:
+        raise FwgenError(
+            f"{dot_config}: missing after `make defconfig`",
+            "look at the defconfig log; the Buildroot output directory may be damaged",
+        ) from None
+    return [line for line in requested_lines(defconfig_text) if line not in present]
+
+
+def describe_dropped(dropped: list[str], dot_config: Path) -> str:
+    """Each dropped line with what the .config says about that symbol instead."""
+    found: dict[str, str] = {}
+    for line in Path(dot_config).read_text(encoding="utf-8").splitlines():
+        match = re.match(r"^(BR2_[A-Za-z0-9_]+)=", line) or re.match(
+            r"^# (BR2_[A-Za-z0-9_]+) is not set$", line
+        )
+        if match:
+            found[match.group(1)] = line
+    out = []
+    for line in dropped:
+        symbol = re.sub(r"^# (\S+) is not set$", r"\1", line).split("=", 1)[0]
+        actual = found.get(symbol)
+        if actual is None:
+            out.append(f"  {line}    (the .config has no {symbol}: unknown or hidden symbol)")
+        else:
+            out.append(f"  {line}    (the .config has: {actual})")
+    return "\n".join(out)
+
+
+def write_if_changed(path: Path, text: str) -> bool:
+    """Write `text` atomically unless `path` already holds it; True if it was written.
+
+    Keeping an unchanged file untouched keeps its mtime, so Buildroot (which compares
+    timestamps) does not reconfigure anything for it.
+    """
+    path = Path(path)
+    try:
+        if path.read_text(encoding="utf-8") == text:
+            return False
+    except (FileNotFoundError, UnicodeDecodeError):
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return True

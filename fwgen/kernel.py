@@ -1,0 +1,378 @@
+"""The kernel-only build: the board's kernel, patches, config and module, without Buildroot.
+
+A fast loop for kernel work: the same inputs a Buildroot build uses (verified source, the
+board's patch series, Buildroot's host fixups for old kernels, the kconfig stage's .config,
+the demo module's source), built with the kernel's own Kbuild, and an initramfs made of the
+given rootfs plus the board's overlays and the modules. The result is an images/ directory
+with the same names as a Buildroot build's, plus manifest.json and SHA256SUMS.
+
+Rebuild rules (explicit, see `decide`): the patched source tree and the object tree are kept
+between runs. If the kernel source, the series, the host fixups or the toolchain differ from
+the last run, both are made afresh; otherwise Kbuild rebuilds incrementally (a changed .config
+included: Kbuild tracks config dependencies itself). The module, the modules staging tree,
+the initramfs and images/ are redone on every run: they take seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from fwgen import fingerprint, images, initramfs, kconfig, kernelsrc, patches, paths, sources
+from fwgen.board import Board, KernelVariant
+from fwgen.errors import FwgenError
+from fwgen.log import log, progress_disabled
+from fwgen.toolchain import Toolchain
+from fwgen.toolchain import find as find_toolchain
+
+# Bump when apply_host_fixups changes what it does to a tree: trees made before are redone.
+HOST_FIXUPS_VERSION = 1
+MODULE_NAME = "usermodehelper_demo"
+
+
+@dataclass(frozen=True)
+class Decision:
+    fresh: bool
+    reasons: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class KernelSource:
+    tree: Path  # pristine, never modified
+    identity: dict[str, str]  # how the source is recognised next time
+
+
+def module_source_dir() -> Path:
+    return paths.br2_external_dir() / "package" / "usermodehelper-demo" / "src"
+
+
+def workdir(output: Path, board: Board, variant: str) -> Path:
+    return output / f"{board.name}-{variant}-kernel"
+
+
+def decide(previous: Mapping[str, Any] | None, current: Mapping[str, Any]) -> Decision:
+    """Fresh tree or incremental build, and why: the rebuild rules in one place."""
+    if previous is None:
+        return Decision(True, ("no earlier kernel-only build here",))
+    reasons = []
+    if previous.get("source") != current["source"]:
+        reasons.append("the kernel source changed")
+    # The series is a list of [name, sha256] pairs: its order matters as much as its content.
+    old_series, new_series = previous.get("series", []), current["series"]
+    if old_series != new_series:
+        old, new = dict(old_series), dict(new_series)
+        changed = sorted(n for n in old.keys() | new.keys() if old.get(n) != new.get(n))
+        reasons.append(f"the patch series changed ({', '.join(changed) or 'order'})")
+    if previous.get("fixups") != current["fixups"]:
+        reasons.append("fwgen's host fixups changed")
+    if previous.get("toolchain") != current["toolchain"]:
+        reasons.append("the toolchain changed")
+    if reasons:
+        return Decision(True, tuple(reasons))
+    return Decision(False, ("same source, series and toolchain: incremental build",))
+
+
+def resolve_source(
+    variant: KernelVariant, kernel_src: str | None, *, mirrors: Sequence[str], offline: bool
+) -> KernelSource:
+    """The pristine tree to build: the given tree/tarball, else the verified pinned tarball."""
+    if kernel_src:
+        given = Path(kernel_src)
+        tree = kernelsrc.kernel_source(given)
+        if given.is_dir():
+            return KernelSource(
+                tree, {"tree": str(given.resolve()), "stat": fingerprint.tree_stat(tree)}
+            )
+        return KernelSource(tree, {"tarball": given.name, "sha256": sources.sha256_file(given)})
+    (tarball,) = sources.fetch([variant], mirrors=mirrors, offline=offline)
+    return KernelSource(
+        sources.extract(tarball, variant.sha256),
+        {"tarball": variant.file, "sha256": variant.sha256},
+    )
+
+
+def apply_host_fixups(tree: Path) -> list[str]:
+    """What Buildroot's linux.mk does to every kernel after patching (LINUX_DROP_YYLLOC and
+    LINUX_ADD_DTC_LOCATIONS), so a kernel-only build compiles what a Buildroot build compiles.
+    Files are rewritten (new inode), never edited in place: the tree may share inodes with
+    the pristine cache."""
+    changed = []
+    found = subprocess.run(
+        ["grep", "-Z", "-l", "-r", "-E", "^YYLTYPE yylloc;$", str(tree)],
+        capture_output=True,
+    ).stdout.split(b"\0")
+    for name in filter(None, found):
+        path = Path(os.fsdecode(name))
+        _rewrite(path, _drop_yylloc(path))
+        changed.append(str(path.relative_to(tree)))
+    parser = tree / "scripts" / "dtc" / "dtc-parser.y"
+    if parser.exists():
+        text = parser.read_text(errors="surrogateescape")
+        if not re.search(r"^%locations$", text, re.M):
+            _rewrite(parser, re.sub(r"^%\{$", "%locations\n%{", text, flags=re.M))
+            changed.append(str(parser.relative_to(tree)))
+    return changed
+
+
+def _drop_yylloc(path: Path) -> str:
+    lines = path.read_text(errors="surrogateescape").splitlines(keepends=True)
+    return "".join(line for line in lines if line.rstrip("\n") != "YYLTYPE yylloc;")
+
+
+def _rewrite(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.fwgen")
+    tmp.write_text(text, errors="surrogateescape")
+    shutil.copymode(path, tmp)
+    os.replace(tmp, path)
+
+
+def prepare_tree(pristine: Path, dest: Path, patch_dir: Path) -> None:
+    """dest = pristine + the series + host fixups. Hard links where possible (fast, and safe:
+    GNU patch and the fixups replace files instead of writing into them)."""
+    if dest.exists():
+        shutil.rmtree(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    linked = subprocess.run(["cp", "-al", str(pristine), str(dest)], capture_output=True)
+    if linked.returncode != 0:
+        shutil.rmtree(dest, ignore_errors=True)
+        subprocess.run(["cp", "-a", str(pristine), str(dest)], check=True)
+    results = patches.apply_series(dest, patch_dir)
+    for result in results:
+        log.info("  applied %s: %s", result.patch.name, result.summary())
+    for fixed in apply_host_fixups(dest):
+        log.info("  host fixup (as Buildroot's linux.mk): %s", fixed)
+
+
+class KbuildRunner:
+    """Runs Kbuild for one tree: one log file, a progress line, the tail on failure."""
+
+    def __init__(
+        self, src: Path, obj: Path, arch: str, toolchain: Toolchain, jobs: int, log_file: Path
+    ):
+        self.src, self.obj, self.jobs, self.log_file = src, obj, jobs, log_file
+        self.args = [f"ARCH={arch}", f"CROSS_COMPILE={toolchain.prefix}"]
+        if shutil.which("ccache"):
+            self.args.append(f"CC=ccache {toolchain.gcc}")
+        self.env = {
+            **os.environ,
+            # Stable version strings: the same inputs give the same init/version.o (and
+            # ccache hits); a Buildroot build sets these too.
+            "KBUILD_BUILD_USER": "fwgen",
+            "KBUILD_BUILD_HOST": "fwgen",
+            "CCACHE_BASEDIR": str(obj.parent.resolve()),
+        }
+        if "SOURCE_DATE_EPOCH" in os.environ:
+            self.env.setdefault("KBUILD_BUILD_TIMESTAMP", "@" + os.environ["SOURCE_DATE_EPOCH"])
+
+    def make(self, *targets: str, extra: Sequence[str] = (), what: str = "") -> None:
+        cmd = [
+            "make",
+            "-C",
+            str(self.src),
+            f"O={self.obj.resolve()}",
+            *self.args,
+            f"-j{self.jobs}",
+            *extra,
+            *targets,
+        ]
+        log.debug("running: %s", " ".join(cmd))
+        with self.log_file.open("a") as logf:
+            logf.write(f"\n$ {' '.join(cmd)}\n")
+            logf.flush()
+            proc = subprocess.Popen(
+                cmd,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                env=self.env,
+                text=True,
+                errors="replace",
+            )
+            assert proc.stdout is not None
+            bar = tqdm(
+                desc=what or " ".join(targets),
+                unit=" steps",
+                file=sys.stderr,
+                disable=progress_disabled(),
+                leave=False,
+            )
+            try:
+                for line in proc.stdout:
+                    logf.write(line)
+                    step = line.strip().split(None, 1)
+                    if len(step) == 2 and step[0].isupper() and len(step[0]) <= 10:
+                        bar.update(1)
+                        bar.set_postfix_str(step[1][-48:], refresh=False)
+                code = proc.wait()
+            except BaseException:
+                proc.kill()
+                proc.wait()
+                raise
+            finally:
+                bar.close()
+        if code != 0:
+            tail = self.log_file.read_text(errors="replace").splitlines()[-25:]
+            raise FwgenError(
+                f"kernel build failed: make {' '.join(targets)} exited {code}\n"
+                + "\n".join(f"    {t}" for t in tail)
+                + f"\n  full log: {self.log_file}",
+                "fix the error above; run the same command again to continue",
+            )
+
+
+def build_module(runner: KbuildRunner, dest: Path) -> Path:
+    """The demo module, from the same source the Buildroot package uses."""
+    if dest.exists():
+        shutil.rmtree(dest)
+    shutil.copytree(module_source_dir(), dest)
+    runner.make("modules", extra=[f"M={dest.resolve()}"], what=f"module {MODULE_NAME}")
+    return dest / f"{MODULE_NAME}.ko"
+
+
+def stage_modules(runner: KbuildRunner, module_dir: Path, staging: Path) -> Path:
+    """lib/modules/<release>/ with the kernel's modules, the demo module in extra/, and
+    modules.dep (Kbuild runs depmod), as Buildroot installs them."""
+    if staging.exists():
+        shutil.rmtree(staging)
+    staging.mkdir(parents=True)
+    install = [f"INSTALL_MOD_PATH={staging.resolve()}", "INSTALL_MOD_STRIP=1"]
+    runner.make("modules_install", extra=install, what="modules_install")
+    runner.make(
+        "modules_install",
+        extra=[*install, f"M={module_dir.resolve()}"],
+        what=f"install {MODULE_NAME}",
+    )
+    for host_link in [*staging.glob("lib/modules/*/build"), *staging.glob("lib/modules/*/source")]:
+        host_link.unlink()
+    return staging
+
+
+def kernel_release(obj: Path) -> str:
+    return (obj / "include" / "config" / "kernel.release").read_text().strip()
+
+
+def _load_state(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
+def _rootfs_identity(rootfs: Path) -> dict[str, str]:
+    if rootfs.is_dir():
+        return {"dir": str(rootfs.resolve()), "content": fingerprint.tree_content(rootfs)}
+    return {"file": rootfs.name, "sha256": sources.sha256_file(rootfs)}
+
+
+def build_kernel_only(
+    board: Board,
+    variant_name: str | None,
+    *,
+    rootfs: Path,
+    output: Path = Path("build"),
+    kernel_src: str | None = None,
+    cross_compile: str | None = None,
+    jobs: int | None = None,
+    mirrors: Sequence[str] = (),
+    offline: bool = False,
+    variant: KernelVariant | None = None,
+) -> Path:
+    """Build zImage, dtb, modules and an initramfs into <output>/<board>-<variant>-kernel/images.
+
+    `variant` overrides the recipe's variant object (tests use it to build without a patch).
+    """
+    name = variant_name or board.default_kernel
+    variant = variant or board.kernel(name)
+    if not rootfs.exists():
+        raise FwgenError(
+            f"--rootfs {rootfs}: no such file or directory",
+            "give a root filesystem directory or a cpio(.gz) archive",
+        )
+    work = workdir(output, board, name)
+    src, obj, state_file = work / "src", work / "obj", work / "state.json"
+    work.mkdir(parents=True, exist_ok=True)
+    log_file = work / "build.log"
+    log_file.write_text("")
+    log.info("kernel-only build of %s, kernel variant %s; log: %s", board.name, name, log_file)
+
+    toolchain = find_toolchain(cross_compile, [output / f"{board.name}-{name}"])
+    log.info("toolchain: %s (%s)", toolchain.version, toolchain.origin)
+    source = resolve_source(variant, kernel_src, mirrors=mirrors, offline=offline)
+    version = kconfig.kernel_version(source.tree)
+    log.info("kernel source: linux %s (%s)", version, source.identity.get("tarball") or source.tree)
+    series = patches.series(variant.patches_dir())
+    current = {
+        "source": source.identity,
+        "series": [[p.name, images.sha256_file(p)] for p in series],
+        "fixups": HOST_FIXUPS_VERSION,
+        "toolchain": {"prefix": toolchain.prefix, "version": toolchain.version},
+    }
+    decision = decide(_load_state(state_file), current)
+    log.info(
+        "%s: %s", "fresh tree" if decision.fresh else "incremental", "; ".join(decision.reasons)
+    )
+    if decision.fresh:
+        state_file.unlink(missing_ok=True)
+        shutil.rmtree(obj, ignore_errors=True)
+        prepare_tree(source.tree, src, variant.patches_dir())
+        state_file.write_text(json.dumps(current, indent=2, sort_keys=True) + "\n")
+    obj.mkdir(parents=True, exist_ok=True)
+
+    config = kconfig.configure_variant(variant, src, cross_compile=toolchain.prefix)
+    config_path = obj / ".config"
+    if not config_path.exists() or config_path.read_text() != config.text():
+        config.write(config_path)
+    runner = KbuildRunner(src, obj, board.arch, toolchain, jobs or os.cpu_count() or 1, log_file)
+    runner.make("olddefconfig", what="olddefconfig")
+    kconfig.verify_config(config_path, variant.requirements)
+    runner.make("zImage", "dtbs", "modules", what="kernel")
+    kconfig.verify_config(config_path, variant.requirements)
+    release = kernel_release(obj)
+
+    module = build_module(runner, work / "module")
+    staging = stage_modules(runner, work / "module", work / "staging")
+    out = work / "images"
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir()
+    dtb = f"{variant.device_tree}.dtb"
+    shutil.copy2(obj / "arch" / "arm" / "boot" / "zImage", out / "zImage")
+    shutil.copy2(obj / "arch" / "arm" / "boot" / "dts" / dtb, out / dtb)
+    initramfs.pack(out / "rootfs.cpio.gz", [rootfs, *board.overlay_dirs(), staging])
+    images.finalize(
+        out,
+        {
+            "board": board.name,
+            "build": "kernel-only",
+            "kernel": {
+                "variant": name,
+                "version": version,
+                "release": release,
+                "source": source.identity,
+                "series": dict(current["series"]),
+                "config_sha256": images.sha256_file(config_path),
+                "device_tree": variant.device_tree,
+            },
+            "toolchain": {**current["toolchain"], "origin": toolchain.origin},
+            "module": {
+                "name": MODULE_NAME,
+                "source": fingerprint.tree_content(module_source_dir()),
+                "sha256": images.sha256_file(module),
+            },
+            "rootfs": _rootfs_identity(rootfs),
+            "overlays": {
+                o: fingerprint.tree_content(paths.data_root() / o) for o in board.overlays
+            },
+        },
+    )
+    log.info("images: %s (kernel %s)", out, release)
+    return out

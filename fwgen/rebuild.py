@@ -1,0 +1,340 @@
+"""Incremental Buildroot rebuilds: what went into a build directory, and what to redo.
+
+Buildroot rebuilds nothing by itself when an input changes: its per-package stamps only say
+which steps ran. fwgen records the inputs of every build it starts (`Inputs`, in
+`<O>/fwgen/state.json`) and, on the next run, `plan()` compares them with the new inputs and
+chooses the smallest set of Buildroot targets that makes the next plain `make` correct:
+
+- Buildroot version, the kernel tarball (its headers build the toolchain), the toolchain or
+  architecture options, a package removed or a package option changed: a full clean
+  (Buildroot's manual: these need a complete rebuild);
+- the kernel patch series, or a kernel option of the Buildroot configuration:
+  `linux-dirclean` (the patches are applied on extraction);
+- only the kernel .config: `linux-clean-for-reconfigure` (Buildroot copies the file again,
+  runs olddefconfig, and the kernel build is incremental);
+- the module package or source: `usermodehelper-demo-dirclean` (also after any kernel change:
+  Buildroot does not rebuild a module when its kernel is rebuilt);
+- overlays, the post-image script, genimage configuration, rootfs and system options, a newly
+  enabled package: a plain `make` (target-finalize, the rootfs images and post-image run on
+  every `make`); a file removed from an overlay is also removed from <O>/target, where it
+  would otherwise stay;
+- download settings, paths and the job count: nothing.
+
+`plan()` is a pure function of its arguments; `fwgen.buildroot` runs the plan.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+MODULE_PACKAGE = "usermodehelper-demo"
+STATE_VERSION = 1
+
+# Symbols whose value does not change what is built.
+_NO_REBUILD = {
+    "BR2_DL_DIR": "the download directory",
+    "BR2_PRIMARY_SITE": "the download mirror",
+    "BR2_PRIMARY_SITE_ONLY": "the download mirror",
+    "BR2_BACKUP_SITE": "the download mirror",
+    "BR2_DOWNLOAD_FORCE_CHECK_HASHES": "download hash checks",
+    "BR2_JLEVEL": "the job count",
+    "BR2_CCACHE_DIR": "the ccache directory",
+    # Contents are fingerprinted separately; the paths alone change nothing.
+    "BR2_GLOBAL_PATCH_DIR": "the patch directory path (its series is compared by content)",
+    "BR2_LINUX_KERNEL_CUSTOM_CONFIG_FILE": "the kernel config path (compared by content)",
+    "BR2_LINUX_KERNEL_LICENSE_FILES": "license files (legal-info only)",
+}
+
+# Symbols (by prefix) that a plain `make` applies: target-finalize, rootfs and post-image
+# steps run on every build.
+_FINALIZE_PREFIXES = (
+    "BR2_ROOTFS_OVERLAY",
+    "BR2_ROOTFS_POST_",
+    "BR2_TARGET_ROOTFS_",
+    "BR2_TARGET_GENERIC_",
+)
+
+# Kernel options of the Buildroot configuration: the kernel is rebuilt from scratch.
+_KERNEL_PREFIX = "BR2_LINUX_KERNEL_"
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """Fingerprints of everything a Buildroot build of one board and kernel variant uses."""
+
+    buildroot: str  # "<version> <tarball sha256>"
+    kernel: str  # "<version> <tarball sha256>"
+    defconfig: dict[str, str]  # symbol -> value of the rendered defconfig
+    kernel_config: str | None  # sha256 of the kconfig stage's .config; None: not computed
+    series: dict[str, str]  # patch file name -> sha256, in series order
+    module: str  # content hash of the module package (.mk, Config.in, src/)
+    overlays: dict[str, str]  # path in the rootfs -> "<mode> <sha256>" (merged overlays)
+    board_files: str  # content hash of the post-image script and genimage configuration
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["series"] = [[name, digest] for name, digest in self.series.items()]
+        return data
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Inputs:
+        values = dict(data)
+        values["series"] = {name: digest for name, digest in values["series"]}
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class State:
+    """What `<O>/fwgen/state.json` records: the inputs of the last build started there."""
+
+    inputs: Inputs
+    complete: bool  # False while a build runs, or after it failed or was interrupted
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "version": STATE_VERSION,
+            "complete": self.complete,
+            "inputs": self.inputs.to_json(),
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> State | None:
+        if data.get("version") != STATE_VERSION:
+            return None
+        try:
+            return cls(Inputs.from_json(data["inputs"]), bool(data["complete"]))
+        except (KeyError, TypeError, ValueError):
+            return None
+
+
+def load_state(path: Path) -> State | None:
+    """The recorded state, or None when there is none or it is unreadable."""
+    try:
+        return State.from_json(json.loads(Path(path).read_text(encoding="utf-8")))
+    except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+        return None
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What to do before the plain `make`, and why."""
+
+    full_clean: bool = False
+    invalidate: tuple[str, ...] = ()  # Buildroot targets run before `make`
+    remove_from_target: tuple[str, ...] = ()  # overlay files to delete from <O>/target
+    reasons: tuple[str, ...] = ()
+    fresh: bool = False  # nothing was built here before
+    resume: bool = False  # the last build here did not finish
+
+    def describe(self) -> list[str]:
+        lines = list(self.reasons)
+        if self.full_clean:
+            lines.append("=> full rebuild: make clean, then make")
+        elif self.invalidate or self.remove_from_target:
+            steps = [*self.invalidate]
+            if self.remove_from_target:
+                steps.append(f"remove {len(self.remove_from_target)} file(s) from target/")
+            lines.append(f"=> {', '.join(steps)}, then make")
+        else:
+            lines.append("=> make (Buildroot's stamps skip every finished step)")
+        return lines
+
+
+@dataclass
+class _Decision:
+    full: list[str] = field(default_factory=list)
+    targets: list[str] = field(default_factory=list)
+    remove: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def target(self, *names: str) -> None:
+        for name in names:
+            if name not in self.targets:
+                self.targets.append(name)
+
+
+def plan(
+    old: State | None,
+    new: Inputs,
+    *,
+    clean: bool = False,
+    output_exists: bool = False,
+    package_files: Mapping[str, str] | None = None,
+) -> Plan:
+    """The smallest correct preparation for building `new` where `old` was built.
+
+    `output_exists`: the output directory already holds Buildroot build results (without a
+    state, fwgen cannot know what they were built from). `package_files`: path in the rootfs
+    -> the package that installed it (Buildroot's packages-file-list.txt), for files removed
+    from an overlay.
+    """
+    if clean:
+        return Plan(full_clean=True, reasons=("--clean: rebuilding everything",))
+    if old is None:
+        if output_exists:
+            return Plan(
+                full_clean=True,
+                reasons=(
+                    "the output directory holds a build fwgen has no record of "
+                    "(no or unreadable fwgen/state.json): rebuilding everything",
+                ),
+            )
+        return Plan(fresh=True, reasons=("first build in this output directory",))
+    decision = _Decision()
+    _compare_versions(old.inputs, new, decision)
+    _compare_defconfig(old.inputs.defconfig, new.defconfig, decision)
+    _compare_kernel(old.inputs, new, decision)
+    _compare_module(old.inputs, new, decision)
+    _compare_rootfs(old.inputs, new, decision, package_files or {})
+    resume = not old.complete
+    reasons = ["the previous build here did not finish: resuming it"] if resume else []
+    if decision.full:
+        return Plan(full_clean=True, reasons=tuple(reasons + decision.full), resume=resume)
+    reasons += decision.notes
+    if not reasons:
+        reasons.append("no input changed since the last build")
+    return Plan(
+        invalidate=_ordered(decision.targets),
+        remove_from_target=tuple(decision.remove),
+        reasons=tuple(reasons),
+        resume=resume,
+    )
+
+
+_CLEAN_STEPS = re.compile(r"^(.+)-(clean-for-reconfigure|clean-for-rebuild|clean-for-reinstall)$")
+
+
+def _ordered(targets: Sequence[str]) -> tuple[str, ...]:
+    """Drop steps a dirclean of the same package covers."""
+    kept = []
+    for name in targets:
+        match = _CLEAN_STEPS.match(name)
+        if match and f"{match.group(1)}-dirclean" in targets:
+            continue
+        kept.append(name)
+    return tuple(kept)
+
+
+def _compare_versions(old: Inputs, new: Inputs, d: _Decision) -> None:
+    if old.buildroot != new.buildroot:
+        d.full.append(f"Buildroot changed ({_short(old.buildroot)} -> {_short(new.buildroot)})")
+    if old.kernel != new.kernel:
+        d.full.append(
+            f"the kernel tarball changed ({_short(old.kernel)} -> {_short(new.kernel)}); its "
+            "headers are the toolchain's (BR2_KERNEL_HEADERS_AS_KERNEL)"
+        )
+
+
+def _short(fingerprint: str) -> str:
+    version, _, digest = fingerprint.partition(" ")
+    return f"{version} {digest[:12]}".strip()
+
+
+def classify(symbol: str, old: str | None, new: str | None) -> str:
+    """How a change of one Buildroot symbol affects the build.
+
+    "none", "make" (a plain make applies it), "kernel" (the kernel is rebuilt) or "full".
+    """
+    if symbol in _NO_REBUILD:
+        return "none"
+    if symbol.startswith(_FINALIZE_PREFIXES):
+        return "make"
+    if symbol == "BR2_LINUX_KERNEL" or symbol.startswith("BR2_LINUX_KERNEL_CUSTOM_VERSION"):
+        return "full"  # the kernel itself comes or goes, or its version (the headers) changes
+    if symbol.startswith(_KERNEL_PREFIX):
+        return "kernel"
+    if symbol.startswith("BR2_PACKAGE_HOST_LINUX_HEADERS_"):
+        return "full"
+    if re.match(r"^BR2_PACKAGE_[A-Z0-9_]+$", symbol) and old is None and new == "y":
+        return "make"  # a newly enabled package: make builds it
+    return "full"
+
+
+def _compare_defconfig(old: Mapping[str, str], new: Mapping[str, str], d: _Decision) -> None:
+    for symbol in sorted(set(old) | set(new)):
+        before, after = old.get(symbol), new.get(symbol)
+        if before == after:
+            continue
+        change = f"{symbol}: {before or '(unset)'} -> {after or '(unset)'}"
+        kind = classify(symbol, before, after)
+        if kind == "full":
+            d.full.append(
+                f"{change}: toolchain, architecture or package selection (Buildroot needs a "
+                "full rebuild for these)"
+            )
+        elif kind == "kernel":
+            d.notes.append(f"{change}: the kernel is rebuilt from scratch")
+            d.target("linux-dirclean", f"{MODULE_PACKAGE}-dirclean")
+        elif kind == "make":
+            d.notes.append(f"{change}: applied by make")
+        else:
+            d.notes.append(f"{change}: changes nothing that is built")
+
+
+def _compare_kernel(old: Inputs, new: Inputs, d: _Decision) -> None:
+    if list(old.series.items()) != list(new.series.items()):  # the order matters too
+        d.notes.append(f"kernel patch series changed ({_series_change(old.series, new.series)})")
+        d.target("linux-dirclean", f"{MODULE_PACKAGE}-dirclean")
+    if new.kernel_config is None:
+        d.notes.append(
+            "kernel .config: not computed (kernel source not at hand); if it changed, "
+            "linux-clean-for-reconfigure would be added"
+        )
+    elif old.kernel_config != new.kernel_config:
+        d.notes.append("kernel .config changed: Buildroot reconfigures and rebuilds the kernel")
+        d.target("linux-clean-for-reconfigure", f"{MODULE_PACKAGE}-dirclean")
+
+
+def _series_change(old: Mapping[str, str], new: Mapping[str, str]) -> str:
+    parts = []
+    added = [n for n in new if n not in old]
+    removed = [n for n in old if n not in new]
+    changed = [n for n in new if n in old and old[n] != new[n]]
+    if added:
+        parts.append("added " + ", ".join(added))
+    if removed:
+        parts.append("removed " + ", ".join(removed))
+    if changed:
+        parts.append("changed " + ", ".join(changed))
+    if not parts:
+        parts.append("reordered")
+    return "; ".join(parts)
+
+
+def _compare_module(old: Inputs, new: Inputs, d: _Decision) -> None:
+    if old.module != new.module:
+        d.notes.append(f"{MODULE_PACKAGE} package or source changed")
+        d.target(f"{MODULE_PACKAGE}-dirclean")
+
+
+def _compare_rootfs(
+    old: Inputs, new: Inputs, d: _Decision, package_files: Mapping[str, str]
+) -> None:
+    if old.overlays != new.overlays:
+        removed = sorted(set(old.overlays) - set(new.overlays))
+        changed = sorted(p for p in new.overlays if old.overlays.get(p) != new.overlays[p])
+        text = ", ".join(
+            filter(None, [_count(changed, "added or changed"), _count(removed, "removed")])
+        )
+        d.notes.append(f"rootfs overlay: {text}: applied by make (target-finalize)")
+        for path in removed:
+            owner = package_files.get(path)
+            if owner:
+                d.notes.append(f"  {path} was also installed by {owner}: reinstalling {owner}")
+                d.target(f"{owner}-clean-for-reinstall")
+            else:
+                d.remove.append(path)
+    if old.board_files != new.board_files:
+        d.notes.append("post-image script or genimage configuration changed: applied by make")
+
+
+def _count(items: Sequence[str], what: str) -> str:
+    if not items:
+        return ""
+    shown = ", ".join(items[:3]) + (", ..." if len(items) > 3 else "")
+    return f"{len(items)} {what} ({shown})"

@@ -1,0 +1,429 @@
+"""The QEMU smoke test: boot the images, log in, run the recipe's checks, power off.
+
+The verdict comes from the guest (each check's output and exit code), not from QEMU's exit
+status. A kernel fault or QEMU going away ends the run at once; a failed check ends it too
+unless `keep_going`, in which case a hung check is interrupted and the rest still run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from fwgen import qemu
+from fwgen.board import SMOKE_VARIABLE_RE, Board, Smoke, SmokeCheck
+from fwgen.console import (
+    CommandResult,
+    Console,
+    ConsoleClosed,
+    ConsoleError,
+    ConsoleTimeout,
+    Deadline,
+    KernelFault,
+    LogFile,
+)
+from fwgen.errors import FwgenError
+
+PASSED, FAILED, SKIPPED = "passed", "failed", "skipped"
+LOGIN_STEP = "boot to login"
+POWEROFF_STEP = "clean poweroff"
+
+
+@dataclass
+class CheckResult:
+    name: str
+    status: str  # PASSED, FAILED or SKIPPED
+    duration: float = 0.0
+    message: str = ""  # why it failed or was skipped, one line
+    excerpt: str = ""  # output or console lines that show it
+
+
+@dataclass
+class SmokeReport:
+    board: str
+    variant: str
+    images: Path
+    root: str
+    console_log: Path
+    results: list[CheckResult] = field(default_factory=list)
+    duration: float = 0.0
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.results) and all(r.status == PASSED for r in self.results)
+
+    def count(self, status: str) -> int:
+        return sum(1 for r in self.results if r.status == status)
+
+
+class _Stop(Exception):
+    """Nothing more can run: the console is gone, faulted or unresponsive."""
+
+
+def variables(board: Board, images: qemu.Images) -> dict[str, str]:
+    """Built-in and recipe variables for the checks, from the manifest, else the recipe."""
+    kernel = images.manifest.get("kernel") or {}
+    version = str(kernel.get("version") or board.kernel(images.variant).version)
+    values = {
+        "board": board.name,
+        "variant": images.variant,
+        "kernel_version": version,
+        "kernel_series": ".".join(version.split(".")[:2]),
+    }
+    for name, value in values.items():
+        if not re.match(r"^[A-Za-z0-9._+-]+$", value):
+            raise FwgenError(f"{name} = {value!r} (from the manifest) is not a plain version")
+    return {**board.smoke.vars, **values}
+
+
+def render(text: str, values: dict[str, str], *, regex: bool = False) -> str:
+    """`{name}` replaced by its value (escaped for a regex when `regex`)."""
+
+    def one(match: re.Match) -> str:
+        value = values[match.group(1)]
+        return re.escape(value) if regex else value
+
+    return SMOKE_VARIABLE_RE.sub(one, text)
+
+
+def smoke_dir(images: Path) -> Path:
+    """Where a smoke run of `images` keeps its logs: a sibling directory, `<images>-smoke`."""
+    resolved = images.resolve()
+    return resolved.parent / f"{resolved.name}-smoke"
+
+
+def run(
+    board: Board,
+    images: qemu.Images,
+    *,
+    multiplier: float = 1.0,
+    keep_going: bool = False,
+    log_dir: Path | None = None,
+    env: dict[str, str] | None = None,
+    on_result: Callable[[CheckResult], None] | None = None,
+) -> SmokeReport:
+    """Boot `images` in QEMU and run the board's smoke checks; the report says what passed.
+
+    Raises FwgenError only when QEMU cannot be run at all (not installed). Everything that
+    happens after QEMU starts, including it failing to start, is a failed step in the report.
+    """
+    log_dir = log_dir or smoke_dir(images.directory)
+    log_dir.mkdir(parents=True, exist_ok=True)
+    console_log = log_dir / "console.log"
+    report = SmokeReport(board.name, images.variant, images.directory, images.root, console_log)
+    values = variables(board, images)
+    qemu.qemu_binary(board, env)
+    started = time.monotonic()
+    with (
+        qemu.terminate_on_sigterm(),
+        _ConsoleLog(console_log) as log,
+        qemu.prepared_root(images) as sd_copy,
+    ):
+        argv = qemu.command_line(board, images, sd_copy, smoke=True)
+        _log_header(log, argv, multiplier)
+        process = qemu.QemuProcess(
+            argv, console_log=log, stderr_path=log_dir / "qemu-stderr.log", env=env
+        )
+        with process as child:
+            report.results = run_session(
+                Console(child),
+                board.smoke,
+                values,
+                log=log,
+                multiplier=multiplier,
+                keep_going=keep_going,
+                process=process,
+                on_result=on_result,
+            )
+        stderr = process.stderr_text()
+        if stderr:
+            log.write(f"\n### fwgen: QEMU's stderr:\n{stderr}\n")
+    report.duration = time.monotonic() - started
+    return report
+
+
+class _ConsoleLog:
+    """The console log file, as plain lines: QEMU's CR CR LF line ends become LF."""
+
+    def __init__(self, path: Path) -> None:
+        self.file = path.open("w", encoding="utf-8", errors="replace")
+
+    def __enter__(self) -> _ConsoleLog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.file.close()
+
+    def write(self, text: str) -> int:
+        return self.file.write(text.replace("\r", ""))
+
+    def flush(self) -> None:
+        self.file.flush()
+
+
+def _log_header(log: LogFile, argv: list[str], multiplier: float) -> None:
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    log.write(f"### fwgen: host cpus {os.cpu_count()}, load average {load}\n")
+    log.write(f"### fwgen: timeout multiplier {multiplier}\n")
+    log.write(f"### fwgen: {' '.join(argv)}\n")
+    log.flush()
+
+
+def run_session(
+    console: Console,
+    smoke: Smoke,
+    values: dict[str, str],
+    *,
+    log: LogFile,
+    multiplier: float = 1.0,
+    keep_going: bool = False,
+    process: qemu.QemuProcess | None = None,
+    on_result: Callable[[CheckResult], None] | None = None,
+) -> list[CheckResult]:
+    """Log in, run the checks, power off, on an already started console; one result a step."""
+    session = _Session(console, smoke, values, multiplier, keep_going, log)
+    session.process = process
+    session.on_result = on_result
+    return session.run_all()
+
+
+class _Session:
+    """One boot: the login step, the checks in order, the poweroff step."""
+
+    def __init__(
+        self,
+        console: Console,
+        smoke: Smoke,
+        values: dict[str, str],
+        multiplier: float,
+        keep_going: bool,
+        log: LogFile,
+    ) -> None:
+        self.console = console
+        self.smoke = smoke
+        self.values = values
+        self.multiplier = multiplier
+        self.keep_going = keep_going
+        self.log = log
+        self.results: list[CheckResult] = []
+        self.on_result: Callable[[CheckResult], None] | None = None
+        self.process: qemu.QemuProcess | None = None
+
+    def deadline(self, seconds: float) -> Deadline:
+        return Deadline(seconds * self.multiplier)
+
+    def run_all(self) -> list[CheckResult]:
+        steps: list[tuple[str, Callable[[], None]]] = [(LOGIN_STEP, self.login)]
+        steps += [(c.name, lambda c=c: self.check(c)) for c in self.smoke.checks.values()]
+        steps.append((POWEROFF_STEP, self.poweroff))
+        stop_reason = ""
+        for name, step in steps:
+            if stop_reason:
+                self.record(CheckResult(name, SKIPPED, message=stop_reason))
+                continue
+            result, stop_reason = self.step(name, step)
+            self.record(result)
+        return self.results
+
+    def step(self, name: str, action: Callable[[], None]) -> tuple[CheckResult, str]:
+        """Run one step; its result and, if nothing more can run, why."""
+        self.log.write(f"\n### fwgen: step '{name}'\n")
+        self.log.flush()
+        started = time.monotonic()
+        stop = ""
+        try:
+            action()
+            result = CheckResult(name, PASSED)
+        except _CheckFailed as e:
+            result = CheckResult(name, FAILED, message=e.message, excerpt=e.excerpt)
+            if not self.keep_going:
+                stop = f"not run: '{name}' failed (use --keep-going to run the rest)"
+            elif isinstance(e.cause, ConsoleTimeout) and not self.recover():
+                stop = f"not run: the shell did not answer again after '{name}' timed out"
+        except KernelFault as e:
+            message = f"{e.kind}: the kernel reported a fault on the console"
+            result = CheckResult(name, FAILED, message=message, excerpt=e.excerpt)
+            stop = f"not run: {e.kind} during '{name}'"
+        except ConsoleClosed as e:
+            result = CheckResult(name, FAILED, message=self.closed_message(e), excerpt=e.excerpt)
+            stop = f"not run: QEMU exited during '{name}'"
+        except ConsoleError as e:
+            result = CheckResult(name, FAILED, message=e.message, excerpt=e.excerpt)
+            stop = f"not run: '{name}' failed"
+        result.duration = time.monotonic() - started
+        if name == LOGIN_STEP and result.status == FAILED:
+            stop = "not run: the system did not boot to a shell"
+        return result, stop
+
+    def record(self, result: CheckResult) -> None:
+        self.log.write(f"\n### fwgen: {result.status.upper()} '{result.name}'")
+        self.log.write(f" ({result.duration:.1f} s) {result.message}\n")
+        self.log.flush()
+        self.results.append(result)
+        if self.on_result:
+            self.on_result(result)
+
+    def closed_message(self, error: ConsoleClosed) -> str:
+        if self.process is None:
+            return error.message
+        status = self.process.wait()
+        stderr = self.process.stderr_text(1500)
+        said = f"; QEMU said: {stderr}" if stderr else ""
+        return f"QEMU exited (status {status}) while {error.message.split(' while ')[-1]}{said}"
+
+    def recover(self) -> bool:
+        self.log.write("\n### fwgen: interrupting the hung command (Ctrl-C)\n")
+        return self.console.interrupt(self.deadline(20))
+
+    # --- the steps -------------------------------------------------------------------------
+
+    def login(self) -> None:
+        login = self.smoke.login
+        self.console.login(
+            self.deadline(login.timeout),
+            prompt=login.prompt,
+            user=login.user,
+            password=login.password,
+        )
+
+    def check(self, check: SmokeCheck) -> None:
+        deadline = self.deadline(check.timeout)
+        if check.setup:
+            setup = self.command(render(check.setup, self.values), deadline)
+            if setup.exit_code != 0:
+                raise _CheckFailed(f"setup exited with {setup.exit_code}", setup.output)
+        command = render(check.run, self.values)
+        expect = render(check.expect, self.values, regex=True)
+        while True:
+            result = self.command(command, deadline)
+            problem = _judge(result.output, result.exit_code, check.expect_exit, expect)
+            if problem is None:
+                return
+            if check.poll <= 0 or deadline.remaining() <= check.poll:
+                if check.poll > 0:
+                    problem += f" (polled for {deadline.seconds:.0f} s)"
+                raise _CheckFailed(problem, result.output)
+            time.sleep(check.poll)
+
+    def command(self, command: str, deadline: Deadline) -> CommandResult:
+        try:
+            return self.console.run(command, deadline)
+        except ConsoleTimeout as e:
+            raise _CheckFailed(e.message, e.excerpt, cause=e) from None
+
+    def poweroff(self) -> None:
+        poweroff = self.smoke.poweroff
+        deadline = self.deadline(poweroff.timeout)
+        self.console.send_line(poweroff.run)
+        try:
+            if poweroff.expect:
+                self.console.expect([poweroff.expect], deadline, f"/{poweroff.expect}/")
+            self.console.wait_closed(deadline, "QEMU to exit after the power-off")
+        except ConsoleTimeout as e:
+            raise _CheckFailed(e.message, e.excerpt) from None
+        except ConsoleClosed as e:
+            raise _CheckFailed(
+                f"QEMU exited before the console showed /{poweroff.expect}/", e.excerpt
+            ) from None
+        status = self.process.wait() if self.process else 0
+        if status != 0:
+            raise _CheckFailed(f"QEMU exited with status {status} after the power-off")
+
+
+class _CheckFailed(Exception):
+    def __init__(self, message: str, excerpt: str = "", cause: Exception | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.excerpt = excerpt
+        self.cause = cause
+
+
+def _judge(output: str, exit_code: int, expect_exit: int, expect: str) -> str | None:
+    if exit_code != expect_exit:
+        return f"exit code {exit_code}, expected {expect_exit}"
+    if expect and not re.search(expect, output, re.MULTILINE):
+        return f"output does not match /{expect}/"
+    return None
+
+
+# --- reporting -----------------------------------------------------------------------------
+
+
+def name_width(smoke: Smoke) -> int:
+    """The column width that fits every step name of a run."""
+    return max(len(n) for n in (LOGIN_STEP, POWEROFF_STEP, *smoke.checks))
+
+
+def format_result(result: CheckResult, width: int = 40) -> str:
+    mark = {PASSED: "PASS", FAILED: "FAIL", SKIPPED: "SKIP"}[result.status]
+    time_text = f"{result.duration:6.1f} s" if result.status != SKIPPED else ""
+    line = f"  {mark}  {result.name:<{width}} {time_text}".rstrip()
+    if result.status == FAILED:
+        line += f"\n        {result.message}"
+        for text in _excerpt_lines(result.excerpt):
+            line += f"\n        | {text}"
+    return line
+
+
+def _excerpt_lines(excerpt: str, limit: int = 30) -> list[str]:
+    lines = excerpt.splitlines()
+    if len(lines) > limit:
+        lines = ["..."] + lines[-limit:]
+    return lines
+
+
+def format_summary(report: SmokeReport) -> str:
+    counts = f"{report.count(PASSED)} passed, {report.count(FAILED)} failed"
+    if report.count(SKIPPED):
+        counts += f", {report.count(SKIPPED)} skipped"
+    verdict = "PASSED" if report.passed else "FAILED"
+    return (
+        f"smoke {verdict}: {counts} in {report.duration:.1f} s\nconsole log: {report.console_log}"
+    )
+
+
+def write_junit(report: SmokeReport, path: Path) -> None:
+    """JUnit XML, one testcase per step (CI systems show it as a test report)."""
+    suite = ET.Element(
+        "testsuite",
+        name=f"fwgen smoke {report.board} {report.variant}",
+        tests=str(len(report.results)),
+        failures=str(report.count(FAILED)),
+        errors="0",
+        skipped=str(report.count(SKIPPED)),
+        time=f"{report.duration:.3f}",
+    )
+    properties = ET.SubElement(suite, "properties")
+    for name, value in (
+        ("board", report.board),
+        ("kernel variant", report.variant),
+        ("images", str(report.images)),
+        ("root", report.root),
+        ("console log", str(report.console_log)),
+    ):
+        ET.SubElement(properties, "property", name=name, value=value)
+    classname = f"smoke.{report.board}.{report.variant}"
+    for result in report.results:
+        case = ET.SubElement(
+            suite, "testcase", classname=classname, name=result.name, time=f"{result.duration:.3f}"
+        )
+        if result.status == FAILED:
+            failure = ET.SubElement(case, "failure", message=result.message)
+            failure.text = result.excerpt
+        elif result.status == SKIPPED:
+            ET.SubElement(case, "skipped", message=result.message)
+    ET.SubElement(suite, "system-out").text = f"console log: {report.console_log}"
+    tree = ET.ElementTree(suite)
+    ET.indent(tree)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with contextlib.ExitStack() as stack:
+        stack.callback(lambda: tmp.unlink(missing_ok=True))
+        tree.write(tmp, encoding="utf-8", xml_declaration=True)
+        os.replace(tmp, path)

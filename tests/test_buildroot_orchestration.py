@@ -1,0 +1,373 @@
+"""fwgen build's orchestration, against the FAKE Buildroot of tests/fake_buildroot/.
+
+The fake imitates only the outside of Buildroot's make (defconfig, show-info, `>>>` lines,
+stamps, images, per-package clean targets); everything else is real: the cache and its
+verification, extraction, the kconfig stage (on a tiny Kconfig tree), rendering, the
+survival check, the rebuild plan, logs, progress, the manifest. Real Buildroot:
+tests/test_buildroot_real.py.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from fwgen import brmake, buildroot, cli, doctor, images, paths, rebuild
+from fwgen.errors import FwgenError
+from tests import br_testdata
+
+BOARD = br_testdata.BOARD
+
+
+@pytest.fixture
+def data(tmp_path, isolated_env, monkeypatch):
+    root = br_testdata.make_data_root(tmp_path / "fixture", isolated_env)
+    monkeypatch.setattr(paths, "data_root", lambda: root)
+    monkeypatch.setattr(doctor, "require", lambda stages, qemu_binaries=(): None)
+    monkeypatch.chdir(tmp_path)
+    for name in [n for n in os.environ if n.startswith("FAKE_BR_")]:
+        monkeypatch.delenv(name)
+    return root
+
+
+def _out(tmp_path: Path) -> Path:
+    return tmp_path / "build" / f"{BOARD}-4.0"
+
+
+def _calls(tmp_path: Path) -> list[str]:
+    return (_out(tmp_path) / "fake-calls.log").read_text().split()
+
+
+def _build(*extra: str) -> int:
+    return cli.main(["build", BOARD, *extra])
+
+
+def test_a_full_build_collects_images_with_manifest_and_checksums(data, tmp_path, capsys):
+    assert _build() == 0
+    out = _out(tmp_path)
+    imgs = out / "images"
+    assert capsys.readouterr().out.strip() == str(imgs / "manifest.json")
+    assert sorted(p.name for p in imgs.iterdir()) == [
+        "SHA256SUMS",
+        "manifest.json",
+        "rootfs.ext2",
+        "sdcard.img",
+        "sdcard.img.bmap",
+        "start-qemu.sh",
+        "vexpress-v2p-ca9.dtb",
+        "zImage",
+    ]
+    subprocess.run(["sha256sum", "--quiet", "-c", "SHA256SUMS"], cwd=imgs, check=True)
+    assert images.verify(imgs) == []
+    manifest = json.loads((imgs / "manifest.json").read_text())
+    fw = out / "fwgen"
+    assert manifest["board"] == BOARD and manifest["build"] == "buildroot"
+    kernel = manifest["kernel"]
+    assert kernel["variant"] == "4.0" and kernel["version"] == "4.0"
+    assert kernel["release"] == "4.0.0"
+    assert kernel["series"] == {
+        "0001-test.patch": images.sha256_file(
+            data / "br2-external" / "patches" / "linux" / "4.0" / "0001-test.patch"
+        )
+    }
+    assert kernel["config_sha256"] == images.sha256_file(fw / "linux.config")
+    assert kernel["source"]["sha256"] == images.sha256_file(
+        paths.cache_dir() / "dl" / "linux-4.0.tar.xz"
+    )
+    assert manifest["buildroot"]["version"] == "2025.02.16"
+    assert manifest["buildroot"]["defconfig_sha256"] == images.sha256_file(fw / "defconfig")
+    assert manifest["module"]["sha256"]
+    assert manifest["fwgen_version"]
+    # Buildroot was told about the external tree and the rendered defconfig, then built.
+    assert _calls(tmp_path) == ["defconfig", "show-info", "all"]
+    # The kernel tarball sits where Buildroot looks for it, as the verified file itself.
+    placed = paths.cache_dir() / "buildroot-dl" / "linux" / "linux-4.0.tar.xz"
+    assert placed.samefile(paths.cache_dir() / "dl" / "linux-4.0.tar.xz")
+    # The kconfig stage's .config met the requirements (MODULE_UNLOAD was off in defconfig).
+    assert "CONFIG_MODULE_UNLOAD=y" in (fw / "linux.config").read_text()
+    state = rebuild.load_state(fw / "state.json")
+    assert state is not None and state.complete
+    log = (fw / "build.log").read_text()
+    assert ">>> linux 4.0 Building" in log
+
+
+def test_the_rendered_defconfig_reaches_buildroot_as_is(data, tmp_path):
+    assert _build("-j", "3", "--mirror", "http://mirror.invalid/src") == 0
+    config = (_out(tmp_path) / ".config").read_text()
+    assert "BR2_JLEVEL=3\n" in config
+    assert 'BR2_PRIMARY_SITE="http://mirror.invalid/src"\n' in config
+    assert f'BR2_GLOBAL_PATCH_DIR="{data / "br2-external" / "patches"}"\n' in config
+
+
+def test_a_second_run_with_nothing_changed_is_a_plain_make(data, tmp_path, capsys):
+    assert _build() == 0
+    capsys.readouterr()
+    assert _build() == 0
+    assert _calls(tmp_path)[3:] == ["defconfig", "show-info", "all"]
+    assert "no input changed since the last build" in capsys.readouterr().err
+    log = (_out(tmp_path) / "fwgen" / "build.log").read_text()
+    assert ">>> linux" not in log  # the stamps said it was done
+
+
+def test_a_changed_patch_dircleans_linux_and_the_module(data, tmp_path, capsys):
+    assert _build() == 0
+    patch = data / "br2-external" / "patches" / "linux" / "4.0" / "0001-test.patch"
+    patch.write_text(patch.read_text().replace("-test", "-test2"))
+    capsys.readouterr()
+    assert _build() == 0
+    assert _calls(tmp_path)[3:] == [
+        "defconfig",
+        "linux-dirclean",
+        "usermodehelper-demo-dirclean",
+        "show-info",
+        "all",
+    ]
+    assert "kernel patch series changed (changed 0001-test.patch)" in capsys.readouterr().err
+    log = (_out(tmp_path) / "fwgen" / "build.log").read_text()
+    assert ">>> linux 4.0 Building" in log and ">>> busybox" not in log
+
+
+def test_a_changed_fragment_reconfigures_the_kernel(data, tmp_path):
+    assert _build() == 0
+    config = _out(tmp_path) / "fwgen" / "linux.config"
+    before = config.stat().st_mtime_ns
+    assert _build() == 0
+    assert config.stat().st_mtime_ns == before  # unchanged content is not rewritten
+    (data / "board" / BOARD / "linux.fragment").write_text("# nothing\n")
+    assert _build() == 0
+    assert _calls(tmp_path)[:6] == ["defconfig", "show-info", "all"] * 2
+    assert _calls(tmp_path)[-4:] == [
+        "linux-clean-for-reconfigure",
+        "usermodehelper-demo-dirclean",
+        "show-info",
+        "all",
+    ]
+    assert "CONFIG_DEVTMPFS_MOUNT=y" not in config.read_text()
+
+
+def test_a_removed_overlay_file_leaves_the_target(data, tmp_path):
+    assert _build() == 0
+    target = _out(tmp_path) / "target" / "usr" / "bin"
+    assert (target / "bye").exists()
+    (data / "overlays" / "common" / "usr" / "bin" / "bye").unlink()
+    assert _build() == 0
+    assert not (target / "bye").exists() and (target / "hello").exists()
+    assert _calls(tmp_path)[-3:] == ["defconfig", "show-info", "all"]
+
+
+def test_clean_rebuilds_everything(data, tmp_path):
+    assert _build() == 0
+    assert _build("--clean") == 0
+    assert _calls(tmp_path)[3:] == ["defconfig", "clean", "show-info", "all"]
+    log = (_out(tmp_path) / "fwgen" / "build.log").read_text()
+    assert ">>> host-tar 1.35 Extracting" in log
+
+
+def test_dry_run_prints_the_plan_and_commands_and_changes_nothing(data, tmp_path, capsys):
+    assert _build("--dry-run") == 0
+    text = capsys.readouterr().out
+    out = _out(tmp_path)
+    assert not out.exists()
+    assert "dry run, nothing is changed" in text
+    assert "first build in this output directory" in text
+    assert f"O={out} BR2_EXTERNAL={data / 'br2-external'} BR2_DEFCONFIG=" in text
+    assert "BR2_PACKAGE_USERMODEHELPER_DEMO=y" in text
+    assert "linux-4.0.tar.xz: in the cache" in text
+
+
+def test_dry_run_after_a_change_shows_the_targets(data, tmp_path, capsys):
+    assert _build() == 0
+    (data / "br2-external" / "package" / "usermodehelper-demo" / "src" / "extra.h").write_text(
+        "/* new */\n"
+    )
+    capsys.readouterr()
+    assert _build("--dry-run") == 0
+    text = capsys.readouterr().out
+    assert "usermodehelper-demo package or source changed" in text
+    assert "O=" in text and " usermodehelper-demo-dirclean\n" in text
+    assert _calls(tmp_path) == ["defconfig", "show-info", "all"]  # nothing ran
+
+
+def test_a_package_failure_names_package_step_and_log_and_a_rerun_resumes(
+    data, tmp_path, monkeypatch, capsys
+):
+    monkeypatch.setenv("FAKE_BR_FAIL", "linux")
+    assert _build() == 2
+    err = capsys.readouterr().err
+    log = _out(tmp_path) / "fwgen" / "build.log"
+    assert "failed in package linux 4.0, step: Building" in err
+    assert "error: fake failure in linux" in err
+    assert f"full log: {log}" in err
+    assert "run the same command again" in err
+    state = rebuild.load_state(_out(tmp_path) / "fwgen" / "state.json")
+    assert state is not None and not state.complete
+    monkeypatch.delenv("FAKE_BR_FAIL")
+    assert _build() == 0
+    assert "did not finish: resuming it" in capsys.readouterr().err
+    text = log.read_text()
+    assert ">>> host-tar" not in text and ">>> busybox" not in text
+    assert ">>> linux 4.0 Extracting" in text
+    assert (log.with_name("build.log.old")).exists()
+
+
+def test_a_dropped_defconfig_line_stops_before_the_build(data, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("FAKE_BR_DROP", "BR2_PACKAGE_HOST_BMAP_TOOLS")
+    assert _build() == 2
+    err = capsys.readouterr().err
+    assert "Buildroot dropped 1 line(s) of the rendered defconfig" in err
+    assert "BR2_PACKAGE_HOST_BMAP_TOOLS=y    (the .config has no BR2_PACKAGE_HOST_BMAP_TOOLS" in err
+    assert _calls(tmp_path) == ["defconfig"]
+
+
+def test_a_lost_kernel_requirement_is_caught_after_the_build(data, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("FAKE_BR_KCONFIG_DROP", "CONFIG_MODULE_UNLOAD")
+    assert _build() == 2
+    err = capsys.readouterr().err
+    assert "MODULE_UNLOAD" in err
+    assert not (_out(tmp_path) / "images" / "manifest.json").exists()
+
+
+def test_a_missing_image_is_reported(data, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("FAKE_BR_NO_IMAGE", "sdcard.img.bmap")
+    assert _build() == 2
+    assert "lacks: sdcard.img.bmap" in capsys.readouterr().err
+
+
+def test_a_wrong_buildroot_version_is_refused(data, tmp_path, capsys):
+    other = br_testdata.make_data_root(
+        tmp_path / "other", tmp_path / "other-cache", br_version="2024.02.1"
+    )
+    tree = tmp_path / "other" / "staging" / "buildroot"
+    assert other.is_dir()
+    assert _build("--buildroot-src", str(tree)) == 2
+    err = capsys.readouterr().err
+    assert "is Buildroot 2024.02.1, but board 'vexbr' is pinned to Buildroot 2025.02.16" in err
+
+
+def test_buildroot_src_uses_a_given_tree(data, tmp_path):
+    tree = tmp_path / "fixture" / "staging" / "buildroot"
+    assert _build("--buildroot-src", str(tree)) == 0
+    manifest = json.loads((_out(tmp_path) / "images" / "manifest.json").read_text())
+    assert manifest["buildroot"]["tree_version"] == "2025.02.16"
+
+
+def test_missing_host_tools_stop_the_build_first(data, tmp_path, monkeypatch, capsys):
+    def missing(stages, qemu_binaries=()):
+        raise FwgenError("this host lacks what the build needs: rsync", "apt-get install rsync")
+
+    monkeypatch.setattr(doctor, "require", missing)
+    assert _build() == 2
+    assert "apt-get install rsync" in capsys.readouterr().err
+    assert not _out(tmp_path).exists()
+
+
+def test_low_disk_space_is_a_warning(data, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(buildroot, "NEEDED_FREE_BYTES", 1 << 60)
+    assert _build() == 0
+    assert "GB free" in capsys.readouterr().err
+
+
+def test_offline_lists_missing_buildroot_sources(data, tmp_path, capsys):
+    assert _build("--offline") == 2
+    err = capsys.readouterr().err
+    assert "offline, and 4 source(s) Buildroot needs are not in" in err
+    assert "busybox/busybox-1.37.0.tar.xz  (busybox)" in err
+    assert "buildroot-dl/linux/linux-4.0.tar.xz" not in err  # fwgen placed it
+
+
+def test_unknown_board_and_variant(data, capsys):
+    assert cli.main(["build", "nosuch"]) == 2
+    assert "unknown board 'nosuch'" in capsys.readouterr().err
+    assert cli.main(["build", BOARD, "--kernel", "9.9"]) == 2
+    assert "no kernel variant '9.9'" in capsys.readouterr().err
+
+
+def test_ctrl_c_leaves_a_resumable_build(data, tmp_path):
+    """A real SIGINT to the process group (as a terminal sends it), then a resuming run."""
+    script = (
+        "import sys; from pathlib import Path\n"
+        "from fwgen import cli, doctor, paths\n"
+        f"paths.data_root = lambda: Path({str(data)!r})\n"
+        "doctor.require = lambda stages, qemu_binaries=(): None\n"
+        f"sys.exit(cli.main(['build', {BOARD!r}]))\n"
+    )
+    env = {**os.environ, "FAKE_BR_SLEEP": "30"}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script],
+        cwd=tmp_path,
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    log = _out(tmp_path) / "fwgen" / "build.log"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if log.exists() and "Building" in log.read_text():
+            break
+        time.sleep(0.1)
+    else:
+        proc.kill()
+        pytest.fail("the build never reached a Building step")
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "keeps every step Buildroot finished" in err
+    assert f"Run `fwgen build {BOARD}` again to resume" in err
+    state = rebuild.load_state(_out(tmp_path) / "fwgen" / "state.json")
+    assert state is not None and not state.complete
+    assert _build() == 0
+
+
+# --- progress, as parsed from Buildroot's output ----------------------------------------------
+
+
+def test_parse_step():
+    line = brmake.clean_line("\x1b[7m>>> linux 4.0 Installing to target\x1b[27m\n")
+    assert brmake.parse_step(line) == brmake.Step("linux", "4.0", "Installing to target")
+    assert brmake.parse_step(">>> usermodehelper-demo  Syncing from source dir /x") == (
+        brmake.Step("usermodehelper-demo", "", "Syncing from source dir /x")
+    )
+    assert brmake.parse_step(">>>   Finalizing target directory") == (
+        brmake.Step("", "", "Finalizing target directory")
+    )
+    assert brmake.parse_step("make[1]: Entering directory") is None
+    assert str(brmake.Step("usermodehelper-demo", "", "Building")) == "usermodehelper-demo Building"
+
+
+def test_progress_counts_stamps_including_earlier_runs(tmp_path):
+    info = {
+        "a": {"type": "host", "virtual": False, "stamp_dir": "build/a-1"},
+        "b": {"type": "target", "virtual": False, "stamp_dir": "build/b-2"},
+        "toolchain": {"type": "target", "virtual": True, "stamp_dir": "build/toolchain"},
+        "rootfs-ext2": {"type": "rootfs"},
+    }
+    (tmp_path / "build" / "a-1").mkdir(parents=True)
+    (tmp_path / "build" / "a-1" / ".stamp_installed").touch()
+    progress = brmake.Progress.from_show_info(info, tmp_path)
+    assert progress.total == 2 and progress.done == {"a"}
+    assert progress.feed(">>> b 2 Extracting") == brmake.Step("b", "2", "Extracting")
+    assert progress.done == {"a"}
+    (tmp_path / "build" / "b-2").mkdir()
+    (tmp_path / "build" / "b-2" / ".stamp_installed").touch()
+    progress.feed(">>>   Finalizing target directory")
+    assert progress.done == {"a", "b"}
+    assert str(progress.last) == "Finalizing target directory"
+
+
+def test_make_environment_drops_overriding_settings():
+    env = brmake.make_env({"PATH": "/bin", "BR2_DL_DIR": "/x", "MAKEFLAGS": "-j9", "O": "/o"})
+    assert env == {"PATH": "/bin"}
+
+
+def test_full_disk_gets_its_own_hint(tmp_path):
+    log = tmp_path / "build.log"
+    log.write_text("cp: error writing 'x': No space left on device\n")
+    assert "the disk is full" in brmake._failure_hint(log)

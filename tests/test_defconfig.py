@@ -1,0 +1,276 @@
+"""The Buildroot defconfig rendered from the vexpress recipe, and the external tree's files."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import time
+from pathlib import Path
+
+import pytest
+
+from fwgen import defconfig, paths
+from fwgen.board import load_board, load_board_file
+from fwgen.errors import FwgenError
+from fwgen.recipe import RecipeError
+
+REPO = Path(__file__).resolve().parent.parent
+EXTERNAL = REPO / "br2-external"
+
+
+def _render(variant: str | None = None, tmp: Path = Path("/nonexistent/out"), **kw) -> str:
+    board = load_board("vexpress")
+    return defconfig.render(board, variant, defconfig.Locations.for_output(tmp), **kw)
+
+
+def _values(text: str) -> dict[str, str]:
+    return defconfig.symbol_values(text)
+
+
+def test_the_40_defconfig_has_every_setting_the_build_needs(isolated_env):
+    values = _values(_render("4.0"))
+    expected = {
+        "BR2_arm": "y",
+        "BR2_cortex_a9": "y",
+        "BR2_ARM_ENABLE_VFP": "y",
+        "BR2_GCC_VERSION_12_X": "y",
+        "BR2_KERNEL_HEADERS_AS_KERNEL": "y",
+        "BR2_PACKAGE_HOST_LINUX_HEADERS_CUSTOM_4_0": "y",
+        "BR2_LINUX_KERNEL": "y",
+        "BR2_LINUX_KERNEL_CUSTOM_VERSION": "y",
+        "BR2_LINUX_KERNEL_CUSTOM_VERSION_VALUE": '"4.0"',
+        "BR2_LINUX_KERNEL_USE_CUSTOM_CONFIG": "y",
+        "BR2_LINUX_KERNEL_ZIMAGE": "y",
+        "BR2_LINUX_KERNEL_DTS_SUPPORT": "y",
+        "BR2_LINUX_KERNEL_INTREE_DTS_NAME": '"vexpress-v2p-ca9"',
+        "BR2_LINUX_KERNEL_LICENSE_FILES": '"./COPYING"',
+        "BR2_PACKAGE_USERMODEHELPER_DEMO": "y",
+        "BR2_TARGET_ROOTFS_EXT2": "y",
+        "BR2_TARGET_ROOTFS_EXT2_2r1": "y",
+        "BR2_TARGET_ROOTFS_EXT2_SIZE": '"64M"',
+        "BR2_TARGET_ROOTFS_TAR": "n",
+        "BR2_PACKAGE_HOST_GENIMAGE": "y",
+        "BR2_PACKAGE_HOST_BMAP_TOOLS": "y",
+        "BR2_TARGET_GENERIC_GETTY_PORT": '"ttyAMA0"',
+        "BR2_CCACHE": "y",
+        "BR2_JLEVEL": "0",
+        "BR2_REPRODUCIBLE": "y",
+        "BR2_DOWNLOAD_FORCE_CHECK_HASHES": "y",
+    }
+    assert {k: values.get(k) for k in expected} == expected
+    assert "BR2_PRIMARY_SITE" not in values
+
+
+def test_paths_are_absolute_and_come_from_fwgen_paths(isolated_env, tmp_path):
+    out = tmp_path / "build" / "vexpress-4.0"
+    values = _values(_render("4.0", out))
+    cache = Path(os.environ["FWGEN_CACHE_DIR"])
+    assert values["BR2_DL_DIR"] == f'"{cache / "buildroot-dl"}"'
+    assert values["BR2_CCACHE_DIR"] == f'"{cache / "ccache"}"'
+    assert values["BR2_LINUX_KERNEL_CUSTOM_CONFIG_FILE"] == f'"{out / "fwgen" / "linux.config"}"'
+    assert values["BR2_GLOBAL_PATCH_DIR"] == f'"{paths.br2_external_dir() / "patches"}"'
+    assert values["BR2_ROOTFS_OVERLAY"] == f'"{paths.overlays_dir() / "common"}"'
+    script = paths.boards_dir() / "vexpress" / "post-image.sh"
+    assert values["BR2_ROOTFS_POST_IMAGE_SCRIPT"] == f'"{script}"'
+    for symbol in (
+        "BR2_DL_DIR",
+        "BR2_CCACHE_DIR",
+        "BR2_GLOBAL_PATCH_DIR",
+        "BR2_ROOTFS_OVERLAY",
+        "BR2_ROOTFS_POST_IMAGE_SCRIPT",
+        "BR2_LINUX_KERNEL_CUSTOM_CONFIG_FILE",
+    ):
+        assert values[symbol].startswith('"/'), symbol
+
+
+def test_post_image_arguments_carry_genimage_and_the_qemu_command(isolated_env):
+    args = _values(_render("4.0"))["BR2_ROOTFS_POST_IMAGE_SCRIPT_ARGS"]
+    genimage = paths.boards_dir() / "vexpress" / "genimage.cfg"
+    assert args == (
+        f'"-c {genimage} -k zImage -d vexpress-v2p-ca9.dtb -M vexpress-a9 -m 256M '
+        "-q qemu-system-arm -a 'console=ttyAMA0,115200 root=/dev/mmcblk0 rootwait' "
+        "-x '-smp 1 -nographic'\""
+    )
+
+
+def test_the_61_variant_renders_a_61_configuration(isolated_env):
+    values = _values(_render("6.1"))
+    assert values["BR2_PACKAGE_HOST_LINUX_HEADERS_CUSTOM_6_1"] == "y"
+    assert "BR2_PACKAGE_HOST_LINUX_HEADERS_CUSTOM_4_0" not in values
+    assert values["BR2_LINUX_KERNEL_CUSTOM_VERSION_VALUE"] == '"6.1.174"'
+    # Buildroot's default license list (COPYING + LICENSES/...) fits 6.1: no override.
+    assert "BR2_LINUX_KERNEL_LICENSE_FILES" not in values
+    assert values["BR2_GCC_VERSION_12_X"] == "y"
+
+
+def test_mirror_and_jobs(isolated_env):
+    values = _values(_render("4.0", jobs=3, primary_site="http://mirror.example/br/"))
+    assert values["BR2_PRIMARY_SITE"] == '"http://mirror.example/br"'
+    assert values["BR2_JLEVEL"] == "3"
+    with pytest.raises(FwgenError, match="negative"):
+        _render("4.0", jobs=-1)
+
+
+def test_rendering_is_deterministic_and_lists_only_config_lines(isolated_env):
+    first, second = _render("4.0"), _render("4.0")
+    assert first == second
+    for line in defconfig.requested_lines(first):
+        assert re.match(r"^(BR2_\w+=.+|# BR2_\w+ is not set)$", line)
+    assert len(defconfig.requested_lines(first)) == len(_values(first))
+
+
+def test_an_unknown_variant_is_refused(isolated_env):
+    with pytest.raises(FwgenError, match="no kernel variant '9.9'"):
+        _render("9.9")
+
+
+def test_kconfig_string_escaping():
+    assert defconfig.kconfig_string('a "b" \\c') == '"a \\"b\\" \\\\c"'
+
+
+def test_headers_series():
+    assert defconfig.headers_series("4.0") == "4_0"
+    assert defconfig.headers_series("6.1.174") == "6_1"
+    with pytest.raises(FwgenError):
+        defconfig.headers_series("latest")
+
+
+def test_unsafe_qemu_values_are_refused(isolated_env):
+    board = load_board("vexpress")
+    bad = dataclasses.replace(board.qemu, sd_append="console=ttyAMA0 init='/bin/sh'")
+    object.__setattr__(board, "qemu", bad)
+    with pytest.raises(FwgenError, match="qemu.sd_append"):
+        defconfig.render(board, "4.0", defconfig.Locations.for_output(Path("/o")))
+
+
+def _recipe_with(tmp_path: Path, old: str, new: str) -> Path:
+    text = (paths.boards_dir() / "vexpress" / "board.toml").read_text()
+    assert old in text
+    path = tmp_path / "vexpress" / "board.toml"
+    path.parent.mkdir()
+    path.write_text(text.replace(old, new, 1))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        ('rootfs_size = "64M"', 'rootfs_size = "60M"', "power of two"),
+        ('rootfs_size = "64M"', 'rootfs_size = "64MB"', "size like 64M"),
+        ('gcc = "12"', 'gcc = "12.5"', "GCC major version"),
+        ('kernel_image = "zImage"', 'kernel_image = "bzImage"', "must be one of"),
+        ('"BR2_cortex_a9=y"', '"cortex_a9=y"', "not a Buildroot line"),
+        ('getty_port = "ttyAMA0"', 'getty_port = "/dev/ttyAMA0"', "tty name"),
+    ],
+)
+def test_recipe_checks_the_buildroot_fields(tmp_path, old, new, message):
+    path = _recipe_with(tmp_path, old, new)
+    with pytest.raises(RecipeError, match=message) as info:
+        load_board_file(path)
+    assert str(path) in str(info.value)
+
+
+def test_unknown_buildroot_keys_are_refused(tmp_path):
+    path = _recipe_with(tmp_path, 'gcc = "12"', 'gcc = "12"\ngcc_version = "12"')
+    with pytest.raises(RecipeError, match="buildroot.gcc_version': unknown key"):
+        load_board_file(path)
+
+
+# --- proving that lines survived --------------------------------------------------------
+
+
+def test_dropped_lines_and_their_description(tmp_path):
+    text = 'BR2_arm=y\nBR2_FOO="x"\n# BR2_BAR is not set\nBR2_GONE=y\n# a comment\n'
+    config = tmp_path / ".config"
+    config.write_text('BR2_arm=y\nBR2_FOO="y"\nBR2_BAR=y\n')
+    dropped = defconfig.dropped_lines(text, config)
+    assert dropped == ['BR2_FOO="x"', "# BR2_BAR is not set", "BR2_GONE=y"]
+    described = defconfig.describe_dropped(dropped, config)
+    assert 'BR2_FOO="x"    (the .config has: BR2_FOO="y")' in described
+    assert "# BR2_BAR is not set    (the .config has: BR2_BAR=y)" in described
+    assert "BR2_GONE=y    (the .config has no BR2_GONE" in described
+
+
+def test_dropped_lines_without_a_config(tmp_path):
+    with pytest.raises(FwgenError, match="missing after `make defconfig`"):
+        defconfig.dropped_lines("BR2_arm=y\n", tmp_path / ".config")
+
+
+def test_write_if_changed_keeps_an_unchanged_file_and_its_mtime(tmp_path):
+    path = tmp_path / "sub" / "linux.config"
+    assert defconfig.write_if_changed(path, "A\n") is True
+    old = time.time() - 1000
+    os.utime(path, (old, old))
+    assert defconfig.write_if_changed(path, "A\n") is False
+    assert path.stat().st_mtime == pytest.approx(old)
+    assert defconfig.write_if_changed(path, "B\n") is True
+    assert path.read_text() == "B\n"
+    assert [p.name for p in path.parent.iterdir()] == ["linux.config"]
+
+
+# --- the external tree -------------------------------------------------------------------
+
+
+def test_external_tree_is_named_fwgen_and_includes_its_packages():
+    desc = (EXTERNAL / "external.desc").read_text()
+    assert re.search(r"^name: FWGEN$", desc, re.MULTILINE)
+    assert "usermodehelper-demo/Config.in" in (EXTERNAL / "Config.in").read_text()
+    assert "$(BR2_EXTERNAL_FWGEN_PATH)/package/*/*.mk" in (EXTERNAL / "external.mk").read_text()
+
+
+def test_module_package_is_a_local_kernel_module_package():
+    pkg = EXTERNAL / "package" / "usermodehelper-demo"
+    mk = (pkg / "usermodehelper-demo.mk").read_text()
+    assert (
+        "USERMODEHELPER_DEMO_SITE = $(BR2_EXTERNAL_FWGEN_PATH)/package/usermodehelper-demo/src"
+        in mk
+    )
+    assert "USERMODEHELPER_DEMO_SITE_METHOD = local" in mk
+    assert "USERMODEHELPER_DEMO_LICENSE = GPL-2.0" in mk
+    assert mk.index("$(eval $(kernel-module))") < mk.index("$(eval $(generic-package))")
+    config = (pkg / "Config.in").read_text()
+    assert "config BR2_PACKAGE_USERMODEHELPER_DEMO" in config
+    assert "depends on BR2_LINUX_KERNEL" in config
+
+
+def _hashes(path: Path) -> dict[str, str]:
+    out = {}
+    for line in path.read_text().splitlines():
+        if line and not line.startswith("#"):
+            kind, digest, name = line.split()
+            assert kind == "sha256"
+            out[name] = digest
+    return out
+
+
+def test_hash_files_pin_every_kernel_and_the_license_files():
+    linux = EXTERNAL / "patches" / "linux" / "linux.hash"
+    headers = EXTERNAL / "patches" / "linux-headers" / "linux-headers.hash"
+    # A plain copy (a wheel build would turn a symlink into one anyway).
+    assert not headers.is_symlink() and not linux.is_symlink()
+    assert headers.read_bytes() == linux.read_bytes()
+    hashes = _hashes(linux)
+    board = load_board("vexpress")
+    for variant in board.kernels.values():
+        assert hashes[variant.file] == variant.sha256
+        for name in variant.license_files or ("COPYING",):
+            assert name in hashes, name
+    # The 4.0 COPYING (see tests in test_buildroot_real.py for why "./COPYING").
+    assert hashes["./COPYING"] == "af8067302947c01fd9eee72befa54c7e3ef8a48fecde7fd71277f2290b2bf0f7"
+
+
+def test_board_files_exist_and_post_image_is_executable():
+    board = load_board("vexpress")
+    script = board.buildroot.post_image_path()
+    assert script is not None and os.access(script, os.X_OK)
+    genimage = board.buildroot.genimage_path()
+    assert genimage is not None
+    text = genimage.read_text()
+    assert 'partition-table-type = "none"' in text
+    assert 'image = "rootfs.ext2"' in text
+
+
+def test_paths_buildroot_cannot_use_are_refused(isolated_env, tmp_path):
+    with pytest.raises(FwgenError, match="cannot use a path with blanks"):
+        _render("4.0", tmp_path / "my build")
