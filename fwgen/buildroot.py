@@ -39,6 +39,7 @@ from fwgen import (
     defconfig,
     doctor,
     fingerprint,
+    fsutil,
     images,
     kconfig,
     patches,
@@ -175,16 +176,15 @@ def place_kernel_tarball(tarball: Path, dl_dir: Path) -> Path:
                 return target
         except OSError:
             pass
-        if sources.sha256_file(target) == sources.sha256_file(tarball):
+        if fsutil.sha256_file(target) == fsutil.sha256_file(tarball):
             return target
         log.warning("%s differs from the verified %s: replacing it", target, tarball)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    tmp.unlink(missing_ok=True)
-    try:
-        os.link(tarball, tmp)
-    except OSError:
-        shutil.copyfile(tarball, tmp)
-    os.replace(tmp, target)
+    with fsutil.replacing(target) as tmp:
+        tmp.unlink()  # os.link wants the name free
+        try:
+            os.link(tarball, tmp)
+        except OSError:
+            shutil.copyfile(tarball, tmp)
     return target
 
 
@@ -210,7 +210,7 @@ def overlay_files(dirs: Sequence[Path]) -> dict[str, str]:
                     merged[rel] = f"link {os.readlink(path)}"
                 else:
                     mode = oct(path.stat().st_mode & 0o7777)
-                    merged[rel] = f"{mode} {images.sha256_file(path)}"
+                    merged[rel] = f"{mode} {fsutil.sha256_file(path)}"
     return merged
 
 
@@ -611,7 +611,7 @@ def _rotate(path: Path) -> None:
 
 
 def _write_state(path: Path, state: rebuild.State) -> None:
-    images.write_atomic(path, (json.dumps(state.to_json(), indent=2) + "\n").encode())
+    fsutil.write_atomic(path, json.dumps(state.to_json(), indent=2) + "\n", mode=0o644)
 
 
 # --- images ----------------------------------------------------------------------------------
@@ -671,14 +671,14 @@ def build_manifest(p: Prepared) -> dict[str, Any]:
             "file": p.board.buildroot.file,
             "sha256": p.board.buildroot.sha256,
             "tree_version": tree_version(p.tree) if p.tree else "",
-            "defconfig_sha256": images.sha256_file(p.defconfig_path),
+            "defconfig_sha256": fsutil.sha256_file(p.defconfig_path),
         },
         "toolchain": _toolchain(p.output),
         "module": {
             "name": "usermodehelper_demo",
             "package": rebuild.MODULE_PACKAGE,
             "source": p.inputs.module,
-            "sha256": images.sha256_file(module) if module else "",
+            "sha256": fsutil.sha256_file(module) if module else "",
         },
         "overlays": {o: fingerprint.tree_content(paths.data_root() / o) for o in p.board.overlays},
         "fwgen_version": __version__,

@@ -13,14 +13,13 @@ changed (an unknown symbol, an unmet dependency, a choice that went elsewhere) i
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import jinja2
 
-from fwgen import __version__, paths
+from fwgen import __version__, fsutil, paths
 from fwgen.board import KERNEL_IMAGES, Board
 from fwgen.errors import FwgenError
 
@@ -279,11 +278,5 @@ def write_if_changed(path: Path, text: str) -> bool:
     except (FileNotFoundError, UnicodeDecodeError):
         pass
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    fsutil.write_atomic(path, text)
     return True

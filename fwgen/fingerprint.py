@@ -6,7 +6,7 @@ import hashlib
 import os
 from pathlib import Path
 
-from fwgen.images import sha256_file
+from fwgen.fsutil import sha256_file
 
 
 def _walk(root: Path) -> list[Path]:

@@ -9,40 +9,17 @@ Both paths leave the same names (zImage, <dtb>, rootfs.*, sdcard.img, ...) plus:
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
-from fwgen import __version__
+from fwgen import __version__, fsutil
 from fwgen.errors import FwgenError
 
 MANIFEST = "manifest.json"
 SUMS = "SHA256SUMS"
-_CHUNK = 1 << 20
 
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write `data` to `path` so that readers see the old file or the new one, never a part."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+sha256_file = fsutil.sha256_file  # the helper lives in fsutil; kept here for older callers
 
 
 def image_files(images: Path) -> list[Path]:
@@ -58,11 +35,13 @@ def finalize(images: Path, manifest: dict[str, Any]) -> Path:
     record = {
         "fwgen_version": __version__,
         **manifest,
-        "images": {p.name: sha256_file(p) for p in image_files(images)},
+        "images": {p.name: fsutil.sha256_file(p) for p in image_files(images)},
     }
-    write_atomic(images / MANIFEST, (json.dumps(record, indent=2, sort_keys=True) + "\n").encode())
-    lines = [f"{sha256_file(p)}  {p.name}\n" for p in [*image_files(images), images / MANIFEST]]
-    write_atomic(images / SUMS, "".join(sorted(lines, key=lambda x: x[66:])).encode())
+    manifest_text = json.dumps(record, indent=2, sort_keys=True) + "\n"
+    fsutil.write_atomic(images / MANIFEST, manifest_text, mode=0o644)
+    files = [*image_files(images), images / MANIFEST]
+    lines = [f"{fsutil.sha256_file(p)}  {p.name}\n" for p in files]
+    fsutil.write_atomic(images / SUMS, "".join(sorted(lines, key=lambda x: x[66:])), mode=0o644)
     return images / MANIFEST
 
 
@@ -93,7 +72,7 @@ def verify(images: Path) -> list[str]:
         path = images / name
         if not path.is_file():
             problems.append(f"{name}: listed in {SUMS} but missing")
-        elif sha256_file(path) != digest:
+        elif fsutil.sha256_file(path) != digest:
             problems.append(f"{name}: sha256 differs from {SUMS}")
     for path in image_files(images):
         if path.name not in listed:

@@ -14,12 +14,12 @@ import gzip
 import io
 import os
 import stat
-import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
+from fwgen import fsutil
 from fwgen.errors import FwgenError
 
 NEWC_MAGIC = b"070701"
@@ -83,15 +83,12 @@ def pack(
     if mtime is None:
         mtime = int(os.environ.get("SOURCE_DATE_EPOCH", "0"))
     output.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{output.name}.", dir=output.parent)
-    try:
-        with os.fdopen(fd, "wb") as raw, gzip.GzipFile("", "wb", 6, raw, mtime=0) as gz:
-            _write_newc(gz, tree, mtime)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, output)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with (
+        fsutil.replacing(output, mode=0o644) as tmp,
+        tmp.open("wb") as raw,
+        gzip.GzipFile("", "wb", 6, raw, mtime=0) as gz,
+    ):
+        _write_newc(gz, tree, mtime)
     return output
 
 

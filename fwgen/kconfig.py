@@ -43,6 +43,7 @@ from kconfiglib import (
     split_expr,
 )
 
+from fwgen import fsutil
 from fwgen.errors import FwgenError
 
 if TYPE_CHECKING:
@@ -904,19 +905,12 @@ class KernelConfig:
 
 
 def _atomic_write(path: Path, write: Callable[[str], object]) -> None:
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        # Created empty first (mode 0666 minus umask): kconfiglib skips identical files.
-        os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666))
-        write(str(tmp))
-        os.replace(tmp, path)
+        # `tmp` exists, empty (mode 0666 minus umask): kconfiglib skips writing identical files.
+        with fsutil.replacing(path) as tmp:
+            write(str(tmp))
     except OSError as e:
-        tmp.unlink(missing_ok=True)
         raise FwgenError(f"cannot write {path}: {e.strerror}") from e
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def defconfig_path(srctree: Path, defconfig: str | Path, arch: str = "arm") -> Path:

@@ -19,6 +19,7 @@ import json
 import os
 import re
 import shutil
+import stat
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
@@ -28,7 +29,17 @@ from typing import Any
 
 from tqdm import tqdm
 
-from fwgen import fingerprint, images, initramfs, kconfig, kernelsrc, patches, paths, sources
+from fwgen import (
+    fingerprint,
+    fsutil,
+    images,
+    initramfs,
+    kconfig,
+    kernelsrc,
+    patches,
+    paths,
+    sources,
+)
 from fwgen.board import Board, KernelVariant
 from fwgen.errors import FwgenError
 from fwgen.log import log, progress_disabled
@@ -58,6 +69,14 @@ def module_source_dir() -> Path:
 
 def workdir(output: Path, board: Board, variant: str) -> Path:
     return output / f"{board.name}-{variant}-kernel"
+
+
+def clean(output: Path, board: Board, variant: str) -> None:
+    """--clean: forget the kernel-only build of this board and variant."""
+    work = workdir(output, board, variant)
+    if work.exists():
+        log.info("removing %s (--clean)", work)
+        shutil.rmtree(work)
 
 
 def decide(previous: Mapping[str, Any] | None, current: Mapping[str, Any]) -> Decision:
@@ -93,7 +112,7 @@ def resolve_source(
             return KernelSource(
                 tree, {"tree": str(given.resolve()), "stat": fingerprint.tree_stat(tree)}
             )
-        return KernelSource(tree, {"tarball": given.name, "sha256": sources.sha256_file(given)})
+        return KernelSource(tree, {"tarball": given.name, "sha256": fsutil.sha256_file(given)})
     (tarball,) = sources.fetch([variant], mirrors=mirrors, offline=offline)
     return KernelSource(
         sources.extract(tarball, variant.sha256),
@@ -130,10 +149,9 @@ def _drop_yylloc(path: Path) -> str:
 
 
 def _rewrite(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.fwgen")
-    tmp.write_text(text, errors="surrogateescape")
-    shutil.copymode(path, tmp)
-    os.replace(tmp, path)
+    # A new file (a new inode) with the old one's mode: the tree hard-links the pristine cache.
+    with fsutil.replacing(path, mode=stat.S_IMODE(path.stat().st_mode)) as tmp:
+        tmp.write_text(text, errors="surrogateescape")
 
 
 def prepare_tree(pristine: Path, dest: Path, patch_dir: Path) -> None:
@@ -270,7 +288,7 @@ def _load_state(path: Path) -> dict[str, Any] | None:
 def _rootfs_identity(rootfs: Path) -> dict[str, str]:
     if rootfs.is_dir():
         return {"dir": str(rootfs.resolve()), "content": fingerprint.tree_content(rootfs)}
-    return {"file": rootfs.name, "sha256": sources.sha256_file(rootfs)}
+    return {"file": rootfs.name, "sha256": fsutil.sha256_file(rootfs)}
 
 
 def build_kernel_only(
@@ -312,7 +330,7 @@ def build_kernel_only(
     series = patches.series(variant.patches_dir())
     current = {
         "source": source.identity,
-        "series": [[p.name, images.sha256_file(p)] for p in series],
+        "series": [[p.name, fsutil.sha256_file(p)] for p in series],
         "fixups": HOST_FIXUPS_VERSION,
         "toolchain": {"prefix": toolchain.prefix, "version": toolchain.version},
     }
@@ -324,7 +342,7 @@ def build_kernel_only(
         state_file.unlink(missing_ok=True)
         shutil.rmtree(obj, ignore_errors=True)
         prepare_tree(source.tree, src, variant.patches_dir())
-        state_file.write_text(json.dumps(current, indent=2, sort_keys=True) + "\n")
+        fsutil.write_atomic(state_file, json.dumps(current, indent=2, sort_keys=True) + "\n")
     obj.mkdir(parents=True, exist_ok=True)
 
     config = kconfig.configure_variant(variant, src, cross_compile=toolchain.prefix)
@@ -359,14 +377,14 @@ def build_kernel_only(
                 "release": release,
                 "source": source.identity,
                 "series": dict(current["series"]),
-                "config_sha256": images.sha256_file(config_path),
+                "config_sha256": fsutil.sha256_file(config_path),
                 "device_tree": variant.device_tree,
             },
             "toolchain": {**current["toolchain"], "origin": toolchain.origin},
             "module": {
                 "name": MODULE_NAME,
                 "source": fingerprint.tree_content(module_source_dir()),
-                "sha256": images.sha256_file(module),
+                "sha256": fsutil.sha256_file(module),
             },
             "rootfs": _rootfs_identity(rootfs),
             "overlays": {

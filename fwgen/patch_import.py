@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from fwgen import __version__
+from fwgen import __version__, fsutil
 from fwgen.errors import FwgenError
 from fwgen.patches import diff_header_name, existing_tree, hunk_offsets, run_patch
 
@@ -46,19 +46,17 @@ class ImportedSeries:
         """Write every patch into `out_dir`; each file appears whole or not at all."""
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
-        staged: list[tuple[str, Path]] = []
+        staged: list[tuple[Path, Path]] = []
         try:
             for patch in self.patches:
-                fd, tmp = tempfile.mkstemp(prefix=f".{patch.name}.", dir=out_dir)
-                staged.append((tmp, out_dir / patch.name))
-                with os.fdopen(fd, "wb") as f:
-                    f.write(patch.text.encode("utf-8", "surrogateescape"))
-                os.chmod(tmp, 0o644)
+                final = out_dir / patch.name
+                data = patch.text.encode("utf-8", "surrogateescape")
+                staged.append((fsutil.write_temp(final, data, mode=0o644), final))
             for tmp, final in staged:
                 os.replace(tmp, final)
         finally:
             for tmp, _ in staged:
-                Path(tmp).unlink(missing_ok=True)
+                tmp.unlink(missing_ok=True)
         return [final for _, final in staged]
 
 

@@ -51,8 +51,19 @@ class Images:
 
 
 def default_images_dir(board: str, variant: str) -> Path:
-    """Where a build of this board and kernel variant leaves its images (relative to cwd)."""
-    return Path("build") / f"{board}-{variant}" / "images"
+    """Where a build of this board and kernel variant left its images (relative to cwd).
+
+    `fwgen build` leaves them in build/<board>-<variant>/images, `fwgen build --kernel-only`
+    in build/<board>-<variant>-kernel/images; when both exist, the newer one.
+    """
+    candidates = [
+        Path("build") / f"{board}-{variant}" / "images",
+        Path("build") / f"{board}-{variant}-kernel" / "images",
+    ]
+    built = [c for c in candidates if (c / "manifest.json").is_file()]
+    if not built:
+        return candidates[0]
+    return max(built, key=lambda c: (c / "manifest.json").stat().st_mtime_ns)
 
 
 def find_images(board: Board, directory: Path, variant: str | None = None) -> Images:

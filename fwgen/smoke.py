@@ -7,7 +7,7 @@ unless `keep_going`, in which case a hung check is interrupted and the rest stil
 
 from __future__ import annotations
 
-import contextlib
+import json
 import os
 import re
 import time
@@ -15,8 +15,9 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from fwgen import qemu
+from fwgen import fsutil, qemu
 from fwgen.board import SMOKE_VARIABLE_RE, Board, Smoke, SmokeCheck
 from fwgen.console import (
     CommandResult,
@@ -33,6 +34,7 @@ from fwgen.errors import FwgenError
 PASSED, FAILED, SKIPPED = "passed", "failed", "skipped"
 LOGIN_STEP = "boot to login"
 POWEROFF_STEP = "clean poweroff"
+RESULT = "result.json"  # in the smoke dir: the verdict for exactly these images
 
 
 @dataclass
@@ -145,7 +147,33 @@ def run(
         if stderr:
             log.write(f"\n### fwgen: QEMU's stderr:\n{stderr}\n")
     report.duration = time.monotonic() - started
+    write_result(report, images.manifest, log_dir)
     return report
+
+
+def write_result(report: SmokeReport, manifest: dict[str, Any], log_dir: Path) -> Path:
+    """Record the verdict with the manifest's image hashes (what `fwgen release` checks)."""
+    record = {
+        "passed": report.passed,
+        "board": report.board,
+        "variant": report.variant,
+        "root": report.root,
+        "checks": {r.name: r.status for r in report.results},
+        "images": dict(manifest.get("images") or {}),
+        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    path = log_dir / RESULT
+    fsutil.write_atomic(path, json.dumps(record, indent=2, sort_keys=True) + "\n", mode=0o644)
+    return path
+
+
+def load_result(images: Path) -> dict[str, Any] | None:
+    """The last smoke verdict recorded for `images`, or None when there is none."""
+    try:
+        record = json.loads((smoke_dir(images) / RESULT).read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    return record if isinstance(record, dict) else None
 
 
 class _ConsoleLog:
@@ -422,8 +450,5 @@ def write_junit(report: SmokeReport, path: Path) -> None:
     tree = ET.ElementTree(suite)
     ET.indent(tree)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with contextlib.ExitStack() as stack:
-        stack.callback(lambda: tmp.unlink(missing_ok=True))
+    with fsutil.replacing(path) as tmp:
         tree.write(tmp, encoding="utf-8", xml_declaration=True)
-        os.replace(tmp, path)

@@ -30,7 +30,7 @@ import requests
 import urllib3
 from tqdm import tqdm
 
-from fwgen import __version__
+from fwgen import __version__, fsutil
 from fwgen.board import Download
 from fwgen.errors import FwgenError
 from fwgen.log import log, progress_disabled
@@ -183,7 +183,7 @@ def _verify_cached(final: Path, download: Download) -> bool:
     """True if `final` exists with the right content; a wrong file is removed."""
     if not final.is_file():
         return False
-    actual = sha256_file(final)
+    actual = fsutil.sha256_file(final)
     if actual == download.sha256:
         return True
     log.warning(
@@ -230,7 +230,7 @@ def _attempt(session: requests.Session, url: str, download: Download, part: Path
     start = 0
     try:
         offset = part.stat().st_size if part.exists() else 0
-        digest = _hash_file(part) if offset else hashlib.sha256()
+        digest = fsutil.sha256_digest(part) if offset else hashlib.sha256()
         with _request(session, url, offset) as response:
             if response.status_code == 416 and offset:
                 _range_not_satisfiable(download, part, digest)
@@ -405,21 +405,6 @@ def _progress(name: str, offset: int, length: int | None) -> tqdm:
     )
 
 
-def sha256_file(path: Path) -> str:
-    """The sha256 of a file, read in large blocks."""
-    return _hash_file(path).hexdigest()
-
-
-def _hash_file(path: Path) -> Any:
-    digest = hashlib.sha256()
-    buffer = bytearray(CHUNK_SIZE)
-    view = memoryview(buffer)
-    with path.open("rb", buffering=0) as f:
-        while n := f.readinto(buffer):
-            digest.update(view[:n])
-    return digest
-
-
 # --- inter-process locks ---------------------------------------------------------------------
 
 
@@ -462,7 +447,7 @@ def extract(tarball: Path, sha256: str | None = None) -> Path:
     tarball = Path(tarball)
     if not tarball.is_file():
         raise FwgenError(f"{tarball}: no such file", "give the path of a source tarball")
-    key = (sha256 or sha256_file(tarball))[:16]
+    key = (sha256 or fsutil.sha256_file(tarball))[:16]
     root = source_dir()
     target = root / key
     root.mkdir(parents=True, exist_ok=True)

@@ -63,3 +63,47 @@ def linux40_src(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if given.is_dir():
         return given
     return _unpack(given, tmp_path_factory.mktemp("linux-4.0"))
+
+
+@pytest.fixture(scope="session")
+def kernel_builds(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
+    """Real kernel-only builds (fwgen.kernel), shared by the e2e tests of one session.
+
+    `build(variant, feature=True)` returns the images directory; feature=False builds the same
+    kernel with the board's series minus its mykthread patch. 6.1 comes from Debian's
+    linux-source-6.1, 4.0 from $FWGEN_TEST_LINUX40_SRC. Builds go to $FWGEN_TEST_BUILD_DIR
+    when set (a stable place lets repeated runs build incrementally), else a temp dir; ccache
+    (CCACHE_BASEDIR is the build dir) makes a cold rebuild elsewhere cheap.
+    """
+    import dataclasses
+
+    from fwgen.board import load_board
+    from fwgen.kernel import build_kernel_only
+    from tests.rootfs import make_busybox_rootfs
+
+    stable = os.environ.get("FWGEN_TEST_BUILD_DIR")
+    root = Path(stable) if stable else tmp_path_factory.mktemp("kernel-builds")
+    rootfs = make_busybox_rootfs(tmp_path_factory.mktemp("e2e-rootfs") / "rootfs")
+    board = load_board("vexpress")
+    built: dict[tuple[str, bool], Path] = {}
+
+    def build(variant: str, feature: bool = True) -> Path:
+        if (variant, feature) in built:
+            return built[(variant, feature)]
+        src = request.getfixturevalue("linux61_src" if variant == "6.1" else "linux40_src")
+        chosen = board.kernel(variant)
+        output = root / ("with-feature" if feature else "without-feature")
+        if not feature:
+            series = output / f"series-{variant}"
+            series.mkdir(parents=True, exist_ok=True)
+            for patch in sorted(chosen.patches_dir().glob("*.patch")):
+                if "mykthread" not in patch.name:
+                    (series / patch.name).write_bytes(patch.read_bytes())
+            chosen = dataclasses.replace(chosen, patches=str(series.resolve()))
+        images = build_kernel_only(
+            board, variant, rootfs=rootfs, output=output, kernel_src=str(src), variant=chosen
+        )
+        built[(variant, feature)] = images
+        return images
+
+    return build

@@ -9,7 +9,6 @@ with fwgen.initramfs, next to a kernel and device tree, as an images directory.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -212,17 +211,6 @@ def write_manifest(dest: Path, release: str, variant: str | None = None) -> None
     version = release.split("-")[0].split("+")[0] if release else variant
     manifest = {"board": "vexpress", "kernel": {"variant": variant, "version": version}}
     (dest / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
-
-
-def env_images(var: str, proves: str) -> Path:
-    """The kernel directory named by $var, or skip saying what the test would have proved."""
-    value = os.environ.get(var)
-    if not value:
-        pytest.skip(f"set {var} to a directory with zImage and a vexpress dtb to prove: {proves}")
-    path = Path(value)
-    if not path.is_dir():
-        pytest.fail(f"{var}={value} is not a directory")
-    return path
 
 
 @pytest.fixture(scope="session")

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from fwgen import brmake, buildroot, cli, doctor, images, paths, rebuild
+from fwgen import brmake, buildroot, cli, doctor, fsutil, images, paths, rebuild
 from fwgen.errors import FwgenError
 from tests import br_testdata
 
@@ -73,16 +73,16 @@ def test_a_full_build_collects_images_with_manifest_and_checksums(data, tmp_path
     assert kernel["variant"] == "4.0" and kernel["version"] == "4.0"
     assert kernel["release"] == "4.0.0"
     assert kernel["series"] == {
-        "0001-test.patch": images.sha256_file(
+        "0001-test.patch": fsutil.sha256_file(
             data / "br2-external" / "patches" / "linux" / "4.0" / "0001-test.patch"
         )
     }
-    assert kernel["config_sha256"] == images.sha256_file(fw / "linux.config")
-    assert kernel["source"]["sha256"] == images.sha256_file(
+    assert kernel["config_sha256"] == fsutil.sha256_file(fw / "linux.config")
+    assert kernel["source"]["sha256"] == fsutil.sha256_file(
         paths.cache_dir() / "dl" / "linux-4.0.tar.xz"
     )
     assert manifest["buildroot"]["version"] == "2025.02.16"
-    assert manifest["buildroot"]["defconfig_sha256"] == images.sha256_file(fw / "defconfig")
+    assert manifest["buildroot"]["defconfig_sha256"] == fsutil.sha256_file(fw / "defconfig")
     assert manifest["module"]["sha256"]
     assert manifest["fwgen_version"]
     # Buildroot was told about the external tree and the rendered defconfig, then built.

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import pytest
 
-from fwgen import buildroot, defconfig, patches, paths
+from fwgen import buildroot, defconfig, fsutil, patches, paths
 from fwgen.board import load_board
 
 pytestmark = pytest.mark.gated
@@ -197,7 +197,7 @@ def _tar_overrides(tree: Path, dl: Path) -> list[str]:
 def _external_for(tarball: Path, tmp_path: Path) -> Path:
     """br2-external itself if the tarball is kernel.org's, else a copy naming its sha256."""
     variant = load_board("vexpress").kernel("4.0")
-    actual = buildroot.sources.sha256_file(tarball)
+    actual = fsutil.sha256_file(tarball)
     if actual == variant.sha256:
         return paths.br2_external_dir()
     print(
@@ -351,7 +351,7 @@ def test_fwgen_build_runs_real_buildroot_up_to_its_first_download(
     for name in ("board", "br2-external", "overlays"):
         shutil.copytree(paths.data_root() / name, data / name, symlinks=True)
     variant = load_board("vexpress").kernel("4.0")
-    actual = buildroot.sources.sha256_file(linux40_tarball)
+    actual = fsutil.sha256_file(linux40_tarball)
     recipe = data / "board" / "vexpress" / "board.toml"
     nowhere = tmp_path / "no-sources"
     nowhere.mkdir()

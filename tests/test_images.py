@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 
-from fwgen import images
+from fwgen import fsutil, images
 
 
 def _images(tmp_path):
@@ -22,7 +22,7 @@ def test_finalize_writes_manifest_and_sums_that_sha256sum_accepts(tmp_path):
     manifest = json.loads((d / "manifest.json").read_text())
     assert manifest["board"] == "vexpress"
     assert set(manifest["images"]) == {"zImage", "vexpress-v2p-ca9.dtb"}
-    assert manifest["images"]["zImage"] == images.sha256_file(d / "zImage")
+    assert manifest["images"]["zImage"] == fsutil.sha256_file(d / "zImage")
     subprocess.run(["sha256sum", "--quiet", "-c", "SHA256SUMS"], cwd=d, check=True)
     assert images.verify(d) == []
 

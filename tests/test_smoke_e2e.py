@@ -1,9 +1,8 @@
 """fwgen smoke on REAL kernels in REAL QEMU (e2e): the checks pass, and bad input is clear.
 
-The kernels come from images directories named by FWGEN_TEST_IMAGES_61 / FWGEN_TEST_IMAGES_40
-(zImage + vexpress-v2p-ca9.dtb, and usermodehelper_demo.ko anywhere below; a directory that
-already has a root filesystem is booted as it is). Without them these tests skip, saying what
-they would prove. The root filesystem is the busybox fixture (tests/rootfs.py) + overlays/.
+The kernels are built by fwgen's own kernel-only build (the `kernel_builds` fixture): 6.1 from
+Debian's linux-source-6.1 always, 4.0 when FWGEN_TEST_LINUX40_SRC names a linux-4.0 tree.
+Their images hold an initramfs of the busybox fixture (tests/rootfs.py) + overlays/ + modules.
 """
 
 from __future__ import annotations
@@ -24,39 +23,32 @@ from fwgen import initramfs, qemu, smoke
 from fwgen.board import Board, Qemu, Smoke, SmokeCheck, SmokeLogin, load_board
 from fwgen.cli import main
 from tests import rootfs
-from tests.rootfs import env_images, find_kernel_files, make_images, qemu_pids
+from tests.rootfs import find_kernel_files, make_images, qemu_pids
 
 pytestmark = pytest.mark.e2e
 
 busybox_rootfs = rootfs.busybox_rootfs  # the session fixture
 
-VARIANTS = {"6.1": "FWGEN_TEST_IMAGES_61", "4.0": "FWGEN_TEST_IMAGES_40"}
 ROOTFS_NAMES = qemu.SD_IMAGES + qemu.INITRAMFS_IMAGES
 
 
-def _bootable(variant: str, busybox_rootfs: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    given = env_images(
-        VARIANTS[variant], f"fwgen smoke passes every check on a real patched {variant} kernel"
-    )
-    if any((given / name).is_file() for name in ROOTFS_NAMES):
-        return given
-    dest = tmp_path_factory.mktemp(f"images-{variant}") / "images"
-    return make_images(dest, given, busybox_rootfs, variant=variant)
-
-
-@pytest.fixture(scope="module", params=list(VARIANTS))
-def images_dir(request, busybox_rootfs, tmp_path_factory) -> Path:
-    return _bootable(request.param, busybox_rootfs, tmp_path_factory)
+@pytest.fixture(scope="module", params=["6.1", "4.0"])
+def images_dir(request, kernel_builds) -> Path:
+    return kernel_builds(request.param)
 
 
 @pytest.fixture(scope="module")
-def kernel_dir() -> Path:
-    """Any one real kernel (6.1 first): for the bad-input tests, which need only a kernel."""
-    for variant in VARIANTS:
-        if os.environ.get(VARIANTS[variant]):
-            return env_images(VARIANTS[variant], "")
-    names = " or ".join(VARIANTS.values())
-    pytest.skip(f"set {names} to prove: bad input on a real kernel gives a clear verdict")
+def kernel_dir(kernel_builds, tmp_path_factory) -> Path:
+    """zImage, dtb and the demo module of the real 6.1 build: for the tests that pack their
+    own root filesystem around a kernel."""
+    images = kernel_builds("6.1")
+    dest = tmp_path_factory.mktemp("kernel-6.1")
+    for name in ("zImage", "vexpress-v2p-ca9.dtb"):
+        shutil.copyfile(images / name, dest / name)
+    shutil.copyfile(
+        images.parent / "module" / "usermodehelper_demo.ko", dest / "usermodehelper_demo.ko"
+    )
+    return dest
 
 
 def _report(board: Board, images: Path, **kwargs) -> smoke.SmokeReport:

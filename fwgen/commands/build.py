@@ -1,4 +1,4 @@
-"""fwgen build: the full Buildroot build of a board (images/ with manifest and checksums)."""
+"""fwgen build: a board's images with Buildroot, or only its kernel (--kernel-only)."""
 
 from __future__ import annotations
 
@@ -6,10 +6,17 @@ import argparse
 import shlex
 from pathlib import Path
 
-from fwgen import buildroot
+from fwgen import buildroot, kernel
+from fwgen.board import load_board
+from fwgen.errors import FwgenError
 
 NAME = "build"
-HELP = "build a board's bootable images with Buildroot (kernel, device tree, rootfs, SD card)"
+HELP = (
+    "build a board's bootable images with Buildroot (kernel, device tree, rootfs, SD card), "
+    "or with --kernel-only just the kernel, modules and an initramfs"
+)
+KERNEL_ONLY_OPTIONS = ("kernel_src", "cross_compile", "rootfs")
+BUILDROOT_ONLY_OPTIONS = ("dry_run", "prefetch", "buildroot_src")
 
 
 def _jobs(text: str) -> int:
@@ -80,8 +87,65 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "downloading the pinned release",
     )
 
+    only = parser.add_argument_group(
+        "kernel-only build (a fast loop for kernel work, without Buildroot)"
+    )
+    only.add_argument(
+        "--kernel-only",
+        action="store_true",
+        help="build only the kernel, its modules and an initramfs, into "
+        "DIR/<board>-<kernel>-kernel/images",
+    )
+    only.add_argument(
+        "--kernel-src",
+        metavar="DIR|TARBALL",
+        help="kernel source tree or tarball (default: the pinned, verified tarball)",
+    )
+    only.add_argument(
+        "--cross-compile",
+        metavar="PREFIX",
+        help="CROSS_COMPILE prefix (default: an earlier Buildroot build's toolchain, else "
+        "arm-linux-gnueabi(hf)- on PATH)",
+    )
+    only.add_argument(
+        "--rootfs",
+        type=Path,
+        metavar="DIR|CPIO",
+        help="root filesystem to pack with the overlays and modules (a directory or a "
+        "cpio/cpio.gz, e.g. a busybox rootfs with a getty on ttyAMA0)",
+    )
+
+
+def _check_combination(args: argparse.Namespace) -> None:
+    def flag(name: str) -> str:
+        return "--" + name.replace("_", "-")
+
+    if args.kernel_only:
+        wrong = [flag(n) for n in BUILDROOT_ONLY_OPTIONS if getattr(args, n)]
+        if wrong:
+            raise FwgenError(
+                f"{', '.join(wrong)} only apply to the Buildroot build, not to --kernel-only",
+                "drop them, or drop --kernel-only",
+            )
+        if args.rootfs is None:
+            raise FwgenError(
+                "--kernel-only needs a root filesystem: --rootfs DIR|CPIO",
+                "give a directory or a cpio(.gz) with an init (e.g. busybox with a getty on "
+                "ttyAMA0); fwgen adds the board's overlays and the modules",
+            )
+    else:
+        wrong = [flag(n) for n in KERNEL_ONLY_OPTIONS if getattr(args, n)]
+        if wrong:
+            raise FwgenError(
+                f"{', '.join(wrong)} only apply with --kernel-only",
+                "add --kernel-only, or drop them",
+            )
+
 
 def run(args: argparse.Namespace) -> int:
+    _check_combination(args)
+    if args.kernel_only:
+        return _run_kernel_only(args)
     options = buildroot.BuildOptions(
         board=args.board,
         kernel=args.kernel,
@@ -98,6 +162,25 @@ def run(args: argparse.Namespace) -> int:
     result = buildroot.build(options)
     if result is not None:
         print(result.images / "manifest.json")
+    return 0
+
+
+def _run_kernel_only(args: argparse.Namespace) -> int:
+    board = load_board(args.board)
+    if args.clean:
+        kernel.clean(args.output, board, args.kernel or board.default_kernel)
+    images = kernel.build_kernel_only(
+        board,
+        args.kernel,
+        rootfs=args.rootfs,
+        output=args.output,
+        kernel_src=args.kernel_src,
+        cross_compile=args.cross_compile,
+        jobs=args.jobs or None,
+        mirrors=tuple(args.mirror),
+        offline=args.offline,
+    )
+    print(images / "manifest.json")
     return 0
 
 

@@ -40,7 +40,8 @@ def add_image_arguments(parser: argparse.ArgumentParser) -> None:
         "--images",
         type=Path,
         metavar="DIR",
-        help="images directory (default: build/BOARD-VARIANT/images)",
+        help="images directory (default: the newer of build/BOARD-VARIANT/images and "
+        "build/BOARD-VARIANT-kernel/images)",
     )
 
 
