@@ -22,6 +22,8 @@ COMMANDS = [
     "fwgen.commands.patch",
     "fwgen.commands.smoke",
     "fwgen.commands.run",
+    "fwgen.commands.flash",
+    "fwgen.commands.release",
 ]
 
 

@@ -62,6 +62,12 @@ class KernelSource:
     tree: Path  # pristine, never modified
     identity: dict[str, str]  # how the source is recognised next time
 
+    def public_identity(self) -> dict[str, str]:
+        """The identity for the manifest: a given tree by its name, not its host path."""
+        if "tree" in self.identity:
+            return {**self.identity, "tree": Path(self.identity["tree"]).name}
+        return self.identity
+
 
 def module_source_dir() -> Path:
     return paths.br2_external_dir() / "package" / "usermodehelper-demo" / "src"
@@ -287,7 +293,8 @@ def _load_state(path: Path) -> dict[str, Any] | None:
 
 def _rootfs_identity(rootfs: Path) -> dict[str, str]:
     if rootfs.is_dir():
-        return {"dir": str(rootfs.resolve()), "content": fingerprint.tree_content(rootfs)}
+        # The name, not the path: manifests travel (releases) and must not carry host paths.
+        return {"dir": rootfs.resolve().name, "content": fingerprint.tree_content(rootfs)}
     return {"file": rootfs.name, "sha256": fsutil.sha256_file(rootfs)}
 
 
@@ -375,7 +382,7 @@ def build_kernel_only(
                 "variant": name,
                 "version": version,
                 "release": release,
-                "source": source.identity,
+                "source": source.public_identity(),
                 "series": dict(current["series"]),
                 "config_sha256": fsutil.sha256_file(config_path),
                 "device_tree": variant.device_tree,

@@ -1,0 +1,86 @@
+"""fwgen release: a verifiable, reproducible release bundle of a board's tested images."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from fwgen import qemu, release
+from fwgen.board import load_board
+from fwgen.errors import FwgenError
+
+NAME = "release"
+HELP = "bundle tested images into a reproducible, verifiable release (or --verify one)"
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("board", nargs="?", help="board name (see 'fwgen boards')")
+    parser.add_argument(
+        "--verify",
+        type=Path,
+        metavar="DIR|ARCHIVE",
+        help="check a received release (checksums, manifest, images, bmap) instead",
+    )
+    parser.add_argument(
+        "--kernel", metavar="VARIANT", help="kernel variant (default: the board's default)"
+    )
+    parser.add_argument("--images", type=Path, metavar="DIR", help="images directory")
+    parser.add_argument(
+        "--version", dest="release_version", metavar="V", help="default: git describe of fwgen"
+    )
+    parser.add_argument(
+        "--out", type=Path, default=Path("dist"), metavar="DIR", help="default: ./dist"
+    )
+    parser.add_argument(
+        "--allow-untested",
+        action="store_true",
+        help="release images without a passing fwgen smoke run (recorded in the manifest)",
+    )
+    parser.add_argument(
+        "--spdx-schema",
+        type=Path,
+        metavar="FILE",
+        help="CycloneDX's spdx.schema.json, for Buildroot's SBOM generator offline",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.verify is not None:
+        if args.board:
+            raise FwgenError("--verify takes a release, not a board", "drop the board name")
+        problems = release.verify_release(args.verify)
+        if problems:
+            raise FwgenError(
+                f"{args.verify} does not verify:\n  " + "\n  ".join(problems),
+                "re-download or rebuild the release; do not flash these files",
+            )
+        print(f"{args.verify}: OK (checksums, manifest, images and bmap agree)")
+        return 0
+    if not args.board:
+        raise FwgenError("give a board to release, or --verify DIR|ARCHIVE")
+    board = load_board(args.board)
+    board.kernel(args.kernel)
+    directory = args.images or qemu.default_images_dir(
+        board.name, args.kernel or board.default_kernel
+    )
+    if not directory.is_dir():
+        raise FwgenError(
+            f"no images directory at {directory}",
+            f"build and smoke first (fwgen build {board.name}; fwgen smoke {board.name}), "
+            "or pass --images DIR",
+        )
+    if args.spdx_schema is not None and not args.spdx_schema.is_file():
+        raise FwgenError(f"--spdx-schema {args.spdx_schema}: no such file")
+    made = release.make_release(
+        board,
+        directory,
+        args.out,
+        version=args.release_version,
+        allow_untested=args.allow_untested,
+        spdx_schema=args.spdx_schema,
+    )
+    if not made.tested:
+        print("WARNING: released untested images (--allow-untested; recorded in the manifest)")
+    print(f"release: {made.directory}")
+    print(f"archive: {made.archive}")
+    return 0
