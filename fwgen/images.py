@@ -19,7 +19,6 @@ from fwgen.errors import FwgenError
 MANIFEST = "manifest.json"
 SUMS = "SHA256SUMS"
 
-sha256_file = fsutil.sha256_file  # the helper lives in fsutil; kept here for older callers
 
 
 def image_files(images: Path) -> list[Path]:
