@@ -9,6 +9,7 @@ runs QEMU on a pseudo-terminal (its serial console) and makes sure it is gone af
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
 import os
 import shutil
@@ -35,6 +36,8 @@ EXT_MAGIC = 0xEF53  # little-endian at 0x438: an ext2/3/4 superblock
 # What a root filesystem can be, in order of preference.
 SD_IMAGES = ("sdcard.img", "rootfs.ext2")
 INITRAMFS_IMAGES = ("rootfs.cpio.gz", "rootfs.cpio")
+
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 @dataclass(frozen=True)
@@ -266,10 +269,17 @@ class QemuProcess:
         self.stderr_path.parent.mkdir(parents=True, exist_ok=True)
         stderr_path = os.fsencode(self.stderr_path)
 
-        def stderr_to_file() -> None:  # in the child, before exec
+        libc = ctypes.CDLL(None, use_errno=True)
+
+        def child_setup() -> None:  # in the child, before exec
             fd = os.open(stderr_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
             os.dup2(fd, 2)
             os.close(fd)
+            # QEMU must not outlive fwgen, even a SIGKILLed one: the kernel kills it when
+            # fwgen dies, and a hang-up of its terminal ends it even if fwgen was started
+            # with SIGHUP ignored (nohup).
+            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+            signal.signal(signal.SIGHUP, signal.SIG_DFL)
 
         self.child = pexpect.spawn(
             executable,
@@ -279,7 +289,7 @@ class QemuProcess:
             encoding="utf-8",
             codec_errors="replace",
             timeout=None,
-            preexec_fn=stderr_to_file,
+            preexec_fn=child_setup,
         )
         self.child.logfile_read = self.console_log
         return self.child

@@ -80,7 +80,7 @@ def test_images_layout_manifest_and_checksums(kernel_builds, linux61_src):
 
 
 def test_cli_rebuild_is_incremental_and_leaves_the_source_alone(
-    kernel_builds, linux61_src, tmp_path, capsys, caplog
+    kernel_builds, linux61_src, tmp_path, capsys
 ):
     images_dir = kernel_builds("6.1")
     pristine = fingerprint.tree_stat(linux61_src)
@@ -104,9 +104,10 @@ def test_cli_rebuild_is_incremental_and_leaves_the_source_alone(
             str(output),
         ]
     )
-    assert code == 0
-    assert capsys.readouterr().out.strip() == str(images_dir / "manifest.json")
-    assert "incremental: same source, series and toolchain" in caplog.text
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert out.strip() == str(images_dir / "manifest.json")
+    assert "incremental: same source, series and toolchain" in err
     assert fingerprint.tree_stat(linux61_src) == pristine
     report = _smoke(images_dir, tmp_path)
     assert report.passed, "\n".join(smoke.format_result(r) for r in report.results)

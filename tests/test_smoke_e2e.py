@@ -229,6 +229,9 @@ def test_no_qemu_left_when_fwgen_is_interrupted_or_killed(
         [sys.executable, "-m", "fwgen", "smoke", "vexpress", "--images", str(images)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        # As from a terminal: a test run started in the background (SIGINT ignored) or under
+        # nohup (SIGHUP ignored) must not change what fwgen gets.
+        preexec_fn=_default_signals,
     )
     try:
         for _ in range(600):
@@ -249,6 +252,11 @@ def test_no_qemu_left_when_fwgen_is_interrupted_or_killed(
         fwgen.wait()
         for pid in qemu_pids(str(images)):
             os.kill(pid, signal.SIGKILL)
+
+
+def _default_signals() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
 
 
 def test_qemu_refusing_its_arguments_shows_its_stderr(kernel_dir, busybox_rootfs, tmp_path):
