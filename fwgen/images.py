@@ -20,7 +20,6 @@ MANIFEST = "manifest.json"
 SUMS = "SHA256SUMS"
 
 
-
 def image_files(images: Path) -> list[Path]:
     return sorted(
         p
