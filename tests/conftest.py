@@ -107,3 +107,12 @@ def kernel_builds(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempP
         return images
 
     return build
+
+
+def restore_default_signals() -> None:
+    """preexec_fn for processes a test signals: default SIGINT/SIGHUP, as from a terminal,
+    whatever pytest inherited (a background job ignores SIGINT, nohup ignores SIGHUP)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)

@@ -20,6 +20,7 @@ It also works as a fake `qemu-system-arm` (arguments are then ignored, except fo
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -87,6 +88,10 @@ def main() -> int:
     with tempfile.NamedTemporaryFile("w", suffix=".sh", delete=False) as rc:
         rc.write(SHELL_RC)
     os.dup2(1, 2)  # the guest's shell talks on the console, not on QEMU's stderr
+    # A shell on a real console starts with default signal dispositions, whatever this fake
+    # inherited (a test run started as a background job ignores SIGINT): Ctrl-C must work.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGQUIT, signal.SIG_DFL)
     env = {"PATH": "/usr/bin:/bin", "ENV": rc.name, "PS1": "# ", "HOME": "/"}
     os.execve("/bin/sh", ["sh", "-i"], env)
     return 1

@@ -22,6 +22,7 @@ import pytest
 from fwgen import brmake, buildroot, cli, doctor, fsutil, images, paths, rebuild
 from fwgen.errors import FwgenError
 from tests import br_testdata
+from tests.conftest import restore_default_signals
 
 BOARD = br_testdata.BOARD
 
@@ -306,6 +307,7 @@ def test_ctrl_c_leaves_a_resumable_build(data, tmp_path):
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
+        preexec_fn=restore_default_signals,
     )
     log = _out(tmp_path) / "fwgen" / "build.log"
     deadline = time.monotonic() + 60

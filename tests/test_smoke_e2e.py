@@ -23,6 +23,7 @@ from fwgen import initramfs, qemu, smoke
 from fwgen.board import Board, Qemu, Smoke, SmokeCheck, SmokeLogin, load_board
 from fwgen.cli import main
 from tests import rootfs
+from tests.conftest import restore_default_signals
 from tests.rootfs import find_kernel_files, make_images, qemu_pids
 
 pytestmark = pytest.mark.e2e
@@ -231,7 +232,7 @@ def test_no_qemu_left_when_fwgen_is_interrupted_or_killed(
         stderr=subprocess.DEVNULL,
         # As from a terminal: a test run started in the background (SIGINT ignored) or under
         # nohup (SIGHUP ignored) must not change what fwgen gets.
-        preexec_fn=_default_signals,
+        preexec_fn=restore_default_signals,
     )
     try:
         for _ in range(600):
@@ -252,11 +253,6 @@ def test_no_qemu_left_when_fwgen_is_interrupted_or_killed(
         fwgen.wait()
         for pid in qemu_pids(str(images)):
             os.kill(pid, signal.SIGKILL)
-
-
-def _default_signals() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-    signal.signal(signal.SIGHUP, signal.SIG_DFL)
 
 
 def test_qemu_refusing_its_arguments_shows_its_stderr(kernel_dir, busybox_rootfs, tmp_path):
