@@ -10,6 +10,7 @@ Both paths leave the same names (zImage, <dtb>, rootfs.*, sdcard.img, ...) plus:
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -56,25 +57,33 @@ def load_manifest(images: Path) -> dict[str, Any]:
         raise FwgenError(f"{path}: not valid JSON ({e})") from None
 
 
-def verify(images: Path) -> list[str]:
-    """Problems with `images` against its own SHA256SUMS and manifest (empty list: all good)."""
-    problems: list[str] = []
-    sums = images / SUMS
-    if not sums.is_file():
-        return [f"{sums} is missing"]
+def check_sums(directory: Path, present: Iterable[str]) -> tuple[dict[str, str], list[str]]:
+    """`directory`/SHA256SUMS against the files: (name -> listed sha256, problems).
+
+    Every listed file must exist with that sha256, and every name in `present` (paths
+    relative to `directory`) must be listed.
+    """
     listed: dict[str, str] = {}
-    for line in sums.read_text().splitlines():
+    for line in (directory / SUMS).read_text().splitlines():
         digest, _, name = line.partition("  ")
         listed[name] = digest
+    problems: list[str] = []
     for name, digest in sorted(listed.items()):
-        path = images / name
+        path = directory / name
         if not path.is_file():
             problems.append(f"{name}: listed in {SUMS} but missing")
         elif fsutil.sha256_file(path) != digest:
             problems.append(f"{name}: sha256 differs from {SUMS}")
-    for path in image_files(images):
-        if path.name not in listed:
-            problems.append(f"{path.name}: not listed in {SUMS}")
+    problems += [f"{name}: not listed in {SUMS}" for name in present if name not in listed]
+    return listed, problems
+
+
+def verify(images: Path) -> list[str]:
+    """Problems with `images` against its own SHA256SUMS and manifest (empty list: all good)."""
+    sums = images / SUMS
+    if not sums.is_file():
+        return [f"{sums} is missing"]
+    listed, problems = check_sums(images, [p.name for p in image_files(images)])
     if not problems:
         recorded = load_manifest(images).get("images", {})
         for name, digest in sorted(recorded.items()):

@@ -606,21 +606,8 @@ def _verify_dir(stage: Path) -> list[str]:
     sums = stage / SUMS
     if not sums.is_file():
         return [f"{SUMS} is missing"]
-    problems: list[str] = []
-    listed: dict[str, str] = {}
-    for line in sums.read_text().splitlines():
-        digest, _, name = line.partition("  ")
-        listed[name] = digest
-    for name, digest in sorted(listed.items()):
-        file = stage / name
-        if not file.is_file():
-            problems.append(f"{name}: listed in {SUMS} but missing")
-        elif fsutil.sha256_file(file) != digest:
-            problems.append(f"{name}: sha256 differs from {SUMS}")
-    for file in sorted(stage.rglob("*")):
-        rel = file.relative_to(stage).as_posix()
-        if file.is_file() and rel != SUMS and rel not in listed:
-            problems.append(f"{rel}: not listed in {SUMS}")
+    present = sorted(f.relative_to(stage).as_posix() for f in stage.rglob("*") if f.is_file())
+    listed, problems = images.check_sums(stage, [rel for rel in present if rel != SUMS])
     if problems:
         return problems
     try:

@@ -502,9 +502,9 @@ def test_path_rules_without_and_with_a_tree(tmp_path):
     )
     (patch,) = import_doc(tmp_path, doc, name="p.diff").patches
     assert "--- a/src/demo.c\n+++ b/src/demo.c\n" in patch.text
-    nested = doc.replace("linux-4.0.orig/", "x/old/work/").replace("linux-4.0/", "y/work/")
+    nested = doc.replace("linux-4.0.orig/", "x/old/tree/").replace("linux-4.0/", "y/tree/")
     (guess,) = import_doc(tmp_path, nested, name="p.diff").patches
-    assert "--- a/work/src/demo.c\n" in guess.text  # no tree: only the differing prefixes go
+    assert "--- a/tree/src/demo.c\n" in guess.text  # no tree: only the differing prefixes go
     (found,) = import_doc(tmp_path, nested, name="p.diff", kernel_src=tree).patches
     assert "--- a/src/demo.c\n" in found.text  # the tree says which suffix is a real file
     (stripped,) = import_doc(tmp_path, nested, name="p.diff", strip_hint=2).patches
