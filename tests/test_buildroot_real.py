@@ -36,6 +36,7 @@ import pytest
 
 from fwgen import buildroot, defconfig, fsutil, patches, paths
 from fwgen.board import load_board
+from tests.conftest import gated_tree
 
 pytestmark = pytest.mark.gated
 
@@ -47,16 +48,6 @@ PROVES_BR = (
 PROVES_LINUX = "`make linux-patch` applies the series through Buildroot's own patch machinery"
 
 
-def _gated(var: str, proves: str) -> Path:
-    value = os.environ.get(var)
-    if not value:
-        pytest.skip(f"set {var} to prove: {proves}")
-    path = Path(value)
-    if not path.exists():
-        pytest.fail(f"{var}={value} does not exist")
-    return path
-
-
 def _untar(tarball: Path, dest: Path) -> Path:
     dest.mkdir(parents=True, exist_ok=True)
     subprocess.run(["tar", "-xf", str(tarball), "-C", str(dest)], check=True)
@@ -66,7 +57,7 @@ def _untar(tarball: Path, dest: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def br_tree(tmp_path_factory) -> Path:
-    given = _gated("FWGEN_TEST_BUILDROOT_SRC", PROVES_BR)
+    given = gated_tree("FWGEN_TEST_BUILDROOT_SRC", PROVES_BR)
     tree = given if given.is_dir() else _untar(given, tmp_path_factory.mktemp("buildroot"))
     version = buildroot.tree_version(tree)
     if not version.startswith("2025.02"):
@@ -76,7 +67,7 @@ def br_tree(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def linux40_tarball(tmp_path_factory) -> Path:
-    given = _gated("FWGEN_TEST_LINUX40_SRC", PROVES_LINUX)
+    given = gated_tree("FWGEN_TEST_LINUX40_SRC", PROVES_LINUX)
     if given.is_file():
         return given
     out = tmp_path_factory.mktemp("linux-tarball") / "linux-4.0.tar.xz"
