@@ -306,7 +306,21 @@ def board_names() -> list[str]:
     return sorted(p.parent.name for p in root.glob("*/board.toml"))
 
 
+def is_recipe_path(name: str) -> bool:
+    """A BOARD argument naming a recipe file rather than one of fwgen's boards."""
+    return "/" in name or name.endswith(".toml")
+
+
 def load_board(name: str) -> Board:
+    """One of fwgen's boards by name, or a recipe file by path (its board name is its folder's)."""
+    if is_recipe_path(name):
+        given = Path(name).expanduser()
+        if not given.is_file():
+            raise FwgenError(
+                f"board recipe {name}: no such file",
+                "give a board name (see 'fwgen boards') or the path of a board.toml",
+            )
+        return load_board_file(given.resolve())
     path = paths.boards_dir() / name / "board.toml"
     if not re.match(r"^[A-Za-z0-9_-]+$", name) or not path.is_file():
         known = ", ".join(board_names()) or "none"

@@ -134,7 +134,12 @@ class Progress:
 _reported: set[str] = set()
 
 
-def make_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
+# GNU configure scripts (host-tar first) stop with "you should not run configure as root"
+# unless this is set; containers and CI build as root, and Buildroot's own Docker image sets it.
+ROOT_CONFIGURE_ENV = "FORCE_UNSAFE_CONFIGURE"
+
+
+def make_env(base: Mapping[str, str] | None = None, *, euid: int | None = None) -> dict[str, str]:
     """The environment for Buildroot's make: fwgen's settings must not be overridden."""
     env = dict(os.environ if base is None else base)
     for name in _SCRUBBED_ENV:
@@ -142,6 +147,15 @@ def make_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
             _reported.add(name)
             log.info("ignoring $%s from the environment (the build configuration sets it)", name)
         env.pop(name, None)
+    if (os.geteuid() if euid is None else euid) == 0:
+        env[ROOT_CONFIGURE_ENV] = "1"
+        if ROOT_CONFIGURE_ENV not in _reported:
+            _reported.add(ROOT_CONFIGURE_ENV)
+            log.info(
+                "running as root: %s=1 is set for Buildroot, whose GNU packages' configure "
+                "scripts refuse root otherwise",
+                ROOT_CONFIGURE_ENV,
+            )
     return env
 
 
@@ -204,19 +218,20 @@ class Make:
         return data
 
     def build(self, log_path: Path, progress: Progress, *, targets: Sequence[str] = ()) -> None:
-        """The long build: a progress bar, the full log in `log_path`, a precise failure."""
+        """The long build: a progress bar, the full log appended to `log_path`, a precise
+        failure."""
         cmd = self.command(*targets)
         log_path.parent.mkdir(parents=True, exist_ok=True)
         bar = tqdm(
             total=progress.total,
             initial=len(progress.done),
             unit="pkg",
-            desc="buildroot",
+            desc=f"buildroot {' '.join(targets)}".strip(),
             dynamic_ncols=True,
             disable=progress_disabled(),
         )
         quiet_bar = bar.disable
-        with log_path.open("w", encoding="utf-8", errors="replace", buffering=1) as out, bar:
+        with log_path.open("a", encoding="utf-8", errors="replace", buffering=1) as out, bar:
             out.write(f"$ {shlex.join(cmd)}\n")
             out.flush()
 

@@ -6,11 +6,14 @@ The flow, each step deciding nothing a previous one decided:
 2. the pinned Buildroot and kernel tarballs, fetched and verified (fwgen.sources); Buildroot
    extracted once per version into the cache; the kernel tarball hard-linked (or copied) into
    Buildroot's download directory, where its own hash check finds it;
-3. the kernel .config from the kconfig stage (defconfig + fragment + requirements);
-4. the Buildroot defconfig rendered from the recipe (fwgen.defconfig);
-5. a rebuild plan from the recorded inputs of the last build (fwgen.rebuild);
-6. `make defconfig` with the external tree, and proof that every requested line survived;
-7. the plan's clean steps, then the build with progress and a full log (fwgen.brmake);
+3. the Buildroot defconfig rendered from the recipe (fwgen.defconfig), and the kernel pin
+   written from the recipe as Buildroot hash files;
+4. a rebuild plan from the recorded inputs of the last build (fwgen.rebuild);
+5. `make defconfig` with the external tree, and proof that every requested line survived;
+6. the plan's clean steps, then `make toolchain` (with progress and a full log,
+   fwgen.brmake);
+7. the kernel .config from the kconfig stage (defconfig + fragment + requirements), made with
+   the toolchain Buildroot just built, and the reconfiguration it needs; then the build;
 8. the kernel's final .config re-checked against the requirements;
 9. images/ with manifest.json and SHA256SUMS (fwgen.images), as the kernel-only path does.
 
@@ -20,6 +23,7 @@ Everything lives in <output>/<board>-<variant>/ (Buildroot's O=), with fwgen's o
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -47,11 +51,11 @@ from fwgen import (
     prefetch,
     rebuild,
     sources,
+    toolchain,
 )
 from fwgen.board import Board, Download, KernelVariant, load_board
 from fwgen.errors import FwgenError
 from fwgen.log import log
-from fwgen.toolchain import buildroot_toolchain
 
 # What a Buildroot build of this size needs (toolchain, kernel, host tools, root filesystem):
 # about 10 GB in the output directory, plus downloads and ccache in fwgen's cache.
@@ -85,10 +89,11 @@ class Prepared:
     tree: Path | None  # None in a dry run when Buildroot is not extracted yet
     tree_shown: Path  # `tree`, or where the first real run extracts it
     defconfig_text: str
-    kernel_config_text: str | None
-    inputs: rebuild.Inputs
+    inputs: rebuild.Inputs  # kernel_config: the last build's, until the kconfig stage runs
+    old_state: rebuild.State | None
     plan: rebuild.Plan
     kernel_tarball: Path | None
+    kernel_tree: Path | None  # the extracted kernel source (None in a dry run without it)
     downloads: dict[str, str] = field(default_factory=dict)  # file -> status, for the dry run
 
     @property
@@ -223,14 +228,15 @@ def collect_inputs(
     board: Board,
     variant: KernelVariant,
     defconfig_text: str,
-    kernel_config_text: str | None,
+    kernel_config: str | None,
 ) -> rebuild.Inputs:
+    """The build's inputs; `kernel_config` is the sha256 of the kernel .config, if known."""
     series = patches.series(variant.patches_dir())
     return rebuild.Inputs(
         buildroot=f"{board.buildroot.version} {board.buildroot.sha256}",
         kernel=f"{variant.version} {variant.sha256}",
         defconfig=defconfig.symbol_values(defconfig_text),
-        kernel_config=_sha256_text(kernel_config_text) if kernel_config_text else None,
+        kernel_config=kernel_config,
         series=fingerprint.files(series),
         module=fingerprint.tree_content(module_package_dir()),
         overlays=overlay_files(board.overlay_dirs()),
@@ -283,18 +289,23 @@ def primary_site(mirrors: Sequence[str]) -> str:
     return ""
 
 
-def _kernel_config_text(
-    variant: KernelVariant, tarball: Path | None, *, dry_run: bool
-) -> str | None:
-    """The kconfig stage's .config for the variant; None in a dry run without the source."""
+def _kernel_tree(variant: KernelVariant, tarball: Path | None, *, dry_run: bool) -> Path | None:
+    """The extracted kernel source the kconfig stage reads; a dry run extracts nothing."""
     if dry_run:
-        tree = _extracted_tree(variant)
-        if tree is None:
-            return None
-    else:
-        assert tarball is not None
-        tree = sources.extract(tarball, variant.sha256)
-    return kconfig.configure_variant(variant, tree).text()
+        return _extracted_tree(variant)
+    assert tarball is not None
+    return sources.extract(tarball, variant.sha256)
+
+
+def kernel_config_text(variant: KernelVariant, kernel_tree: Path, output: Path) -> str:
+    """The kconfig stage's .config, made with the toolchain Buildroot built in `output`.
+
+    Newer kernels' Kconfig asks the compiler (cc-option, CC_VERSION_TEXT, ...), so the result
+    is the one Buildroot's own olddefconfig will see only with that same compiler.
+    """
+    chain = toolchain.of_buildroot(output)
+    log.info("kconfig stage with Buildroot's toolchain: %s", chain.version)
+    return kconfig.configure_variant(variant, kernel_tree, cross_compile=chain.prefix).text()
 
 
 def _download_status(downloads: Sequence[Download], offline: bool) -> dict[str, str]:
@@ -344,7 +355,7 @@ def prepare(options: BuildOptions) -> Prepared:
     fetched, status, tree = _sources(options, board, variant)
     expected = sources.source_dir() / board.buildroot.sha256[:16]
     kernel_tarball = fetched.get(variant.file)
-    kernel_config_text = _kernel_config_text(variant, kernel_tarball, dry_run=options.dry_run)
+    kernel_tree = _kernel_tree(variant, kernel_tarball, dry_run=options.dry_run)
     text = defconfig.render(
         board,
         variant_name,
@@ -352,9 +363,11 @@ def prepare(options: BuildOptions) -> Prepared:
         jobs=options.jobs,
         primary_site=primary_site(options.mirrors),
     )
-    inputs = collect_inputs(board, variant, text, kernel_config_text)
+    old_state = rebuild.load_state(defconfig.fwgen_dir(output) / STATE_FILE)
+    last_config = old_state.inputs.kernel_config if old_state else None
+    inputs = collect_inputs(board, variant, text, last_config)
     plan = rebuild.plan(
-        rebuild.load_state(defconfig.fwgen_dir(output) / STATE_FILE),
+        old_state,
         inputs,
         clean=options.clean,
         output_exists=_has_build(output),
@@ -368,10 +381,11 @@ def prepare(options: BuildOptions) -> Prepared:
         tree=tree,
         tree_shown=tree or expected / f"buildroot-{board.buildroot.version}",
         defconfig_text=text,
-        kernel_config_text=kernel_config_text,
         inputs=inputs,
+        old_state=old_state,
         plan=plan,
         kernel_tarball=kernel_tarball,
+        kernel_tree=kernel_tree,
         downloads=status,
     )
 
@@ -430,24 +444,42 @@ def describe(prepared: Prepared, notes: Sequence[str] = ()) -> str:
     for file, status in p.downloads.items():
         lines.append(f"  {file}: {status}")
     lines.append(f"  kernel tarball for Buildroot: {p.locations.dl_dir / 'linux' / p.variant.file}")
-    if p.kernel_config_text is None:
-        lines.append(
-            f"  kernel .config: {p.locations.kernel_config} (made by the kconfig stage on the "
-            "first real run; the kernel source is not extracted yet)"
-        )
-    else:
-        lines.append(
-            f"  kernel .config: {p.locations.kernel_config} (sha256 {p.inputs.kernel_config})"
-        )
+    lines.append(
+        f"  kernel pin for Buildroot: {p.locations.hash_dir / 'linux' / 'linux.hash'} "
+        f"(sha256 {p.variant.sha256}, from {p.board.source.name})"
+    )
+    reconfigure = _dry_run_kernel_config(p)
     lines.append(f"  Buildroot defconfig: {p.defconfig_path}")
     lines.extend(f"  note: {note}" for note in notes)
     lines.append("plan:")
     lines.extend(f"  {line}" for line in p.plan.describe())
+    lines.extend(f"  {line}" for line in reconfigure)
     lines.append("commands:")
     lines.extend(f"  {cmd}" for cmd in commands(prepared, make))
     lines.append("defconfig:")
     lines.extend(f"  {line}" if line else "" for line in p.defconfig_text.splitlines())
     return "\n".join(lines) + "\n"
+
+
+def _dry_run_kernel_config(p: Prepared) -> list[str]:
+    """What the kconfig stage would decide, if Buildroot's toolchain and the source are here."""
+    where = f"kernel .config {p.locations.kernel_config}"
+    if p.plan.full_clean or toolchain.buildroot_toolchain(p.output) is None:
+        return [f"{where}: made by the kconfig stage once Buildroot has built its toolchain"]
+    if p.kernel_tree is None:
+        return [f"{where}: made by the kconfig stage once the kernel source is extracted"]
+    digest = _sha256_text(kernel_config_text(p.variant, p.kernel_tree, p.output))
+    step = rebuild.reconfigure_kernel(
+        p.old_state, digest, p.plan, kernel_configured=_kernel_configured(p)
+    )
+    shown = [f"{where} (sha256 {digest[:12]}): {'; '.join(step.reasons)}"]
+    if step.invalidate:
+        shown.append(f"=> then make {' '.join(step.invalidate)}")
+    return shown
+
+
+def _kernel_configured(p: Prepared) -> bool:
+    return (p.output / "build" / f"linux-{p.variant.version}" / ".stamp_configured").exists()
 
 
 def commands(prepared: Prepared, make: brmake.Make) -> list[str]:
@@ -471,6 +503,11 @@ def commands(prepared: Prepared, make: brmake.Make) -> list[str]:
     for path in p.plan.remove_from_target:
         out.append(shlex.join(["rm", "-f", str(p.output / "target" / path)]))
     out.append(shlex.join(make.command("show-info")) + "  (the package list for progress)")
+    out.append(shlex.join(make.command("toolchain")))
+    out.append(
+        f"(kconfig stage with {p.output / 'host' / 'bin'}'s compiler -> "
+        f"{p.locations.kernel_config})"
+    )
     out.append(shlex.join(make.command()))
     out.append(
         f"(check: {p.output / 'build' / f'linux-{p.variant.version}' / '.config'} has "
@@ -506,22 +543,21 @@ def build(options: BuildOptions) -> BuildResult | None:
 def run(prepared: Prepared, options: BuildOptions) -> BuildResult:
     """Steps 6-9 for a prepared build."""
     p = prepared
-    assert p.tree is not None and p.kernel_config_text is not None
+    assert p.tree is not None and p.kernel_tree is not None and p.kernel_tarball is not None
     start = time.monotonic()
     fw = p.fwgen_dir
     fw.mkdir(parents=True, exist_ok=True)
     log.info("building %s, kernel %s in %s", p.board.name, p.variant_name, p.output)
     for line in p.plan.describe():
         log.info("plan: %s", line)
-    assert p.kernel_tarball is not None
     place_kernel_tarball(p.kernel_tarball, p.locations.dl_dir)
-    if defconfig.write_if_changed(p.locations.kernel_config, p.kernel_config_text):
-        log.info("kernel .config written: %s", p.locations.kernel_config)
+    defconfig.write_kernel_hashes(p.locations.hash_dir, p.board, p.variant_name)
     defconfig.write_if_changed(p.defconfig_path, p.defconfig_text)
     make = brmake.Make(p.tree, p.output)
     steps_log = fw / "steps.log"
     steps_log.write_text("")
     state_path = fw / STATE_FILE
+    build_log = fw / "build.log"
     try:
         configure(make, p, steps_log)
         apply_plan(make, p, steps_log)
@@ -531,20 +567,40 @@ def run(prepared: Prepared, options: BuildOptions) -> BuildResult:
             check_offline_sources(info, p.locations.dl_dir)
         if options.prefetch > 0:
             prefetch.prefetch(info, p.tree, p.locations.dl_dir, jobs=options.prefetch)
-        build_log = fw / "build.log"
         _rotate(build_log)
         log.info("Buildroot build log: %s", build_log)
         progress = brmake.Progress.from_show_info(info, p.output)
+        make.build(build_log, progress, targets=["toolchain"])
+        inputs = configure_kernel(make, p, steps_log)
+        _write_state(state_path, rebuild.State(inputs, complete=False))
         make.build(build_log, progress)
     except KeyboardInterrupt:
         log.error("fwgen: %s", brmake.interrupted_message(p.output, options.command))
         raise
     final_config = p.output / "build" / f"linux-{p.variant.version}" / ".config"
     kconfig.verify_config(final_config, p.variant.requirements)
-    manifest = collect_images(p, build_log)
-    _write_state(state_path, rebuild.State(p.inputs, complete=True))
+    manifest = collect_images(dataclasses.replace(p, inputs=inputs), build_log)
+    _write_state(state_path, rebuild.State(inputs, complete=True))
     log.info("images: %s (%s)", p.output / "images", brmake.elapsed(start))
     return BuildResult(p.output / "images", manifest, build_log)
+
+
+def configure_kernel(make: brmake.Make, p: Prepared, steps_log: Path) -> rebuild.Inputs:
+    """The kconfig stage with Buildroot's toolchain, and what its result asks of the build."""
+    assert p.kernel_tree is not None
+    text = kernel_config_text(p.variant, p.kernel_tree, p.output)
+    if defconfig.write_if_changed(p.locations.kernel_config, text):
+        log.info("kernel .config written: %s", p.locations.kernel_config)
+    digest = _sha256_text(text)
+    step = rebuild.reconfigure_kernel(
+        p.old_state, digest, p.plan, kernel_configured=_kernel_configured(p)
+    )
+    for line in step.reasons:
+        log.info("plan: %s", line)
+    if step.invalidate:
+        log.info("make %s", " ".join(step.invalidate))
+        make.run(list(step.invalidate), steps_log, what="make " + " ".join(step.invalidate))
+    return dataclasses.replace(p.inputs, kernel_config=digest)
 
 
 def configure(make: brmake.Make, p: Prepared, steps_log: Path) -> None:
@@ -693,7 +749,7 @@ def _module_file(output: Path, release: str) -> Path | None:
 
 
 def _toolchain(output: Path) -> dict[str, str]:
-    prefix = buildroot_toolchain(output)
+    prefix = toolchain.buildroot_toolchain(output)
     if not prefix:
         return {"origin": "Buildroot internal toolchain"}
     try:

@@ -37,6 +37,7 @@ class Locations:
     kernel_config: Path  # the kconfig stage's full .config (BR2_LINUX_KERNEL_CUSTOM_CONFIG_FILE)
     dl_dir: Path  # BR2_DL_DIR
     ccache_dir: Path  # BR2_CCACHE_DIR
+    hash_dir: Path  # the kernel's .hash files, written from the recipe's pin (a global patch dir)
 
     @classmethod
     def for_output(cls, output: Path) -> Locations:
@@ -45,6 +46,7 @@ class Locations:
             kernel_config=fwgen_dir(output) / "linux.config",
             dl_dir=buildroot_dl_dir(),
             ccache_dir=paths.cache_dir() / "ccache",
+            hash_dir=fwgen_dir(output) / "hashes",
         )
 
 
@@ -56,6 +58,29 @@ def fwgen_dir(output: Path) -> Path:
 def buildroot_dl_dir() -> Path:
     """Buildroot's download directory (BR2_DL_DIR), shared by every build, in fwgen's cache."""
     return paths.cache_dir() / "buildroot-dl"
+
+
+def kernel_hash_files(board: Board, variant_name: str) -> dict[str, str]:
+    """The kernel tarball's pin as Buildroot hash files: relative path -> content.
+
+    The recipe is the only place the pin is written down; Buildroot reads it from these
+    files (in a global patch directory) for BR2_DOWNLOAD_FORCE_CHECK_HASHES=y, as
+    `linux/linux.hash` and, for the toolchain's headers (BR2_KERNEL_HEADERS_AS_KERNEL),
+    `linux-headers/linux-headers.hash`. Buildroot checks every hash file it finds for a file,
+    so the pin must not appear anywhere else with another value.
+    """
+    variant = board.kernel(variant_name)
+    text = (
+        f"# Written by fwgen from {_recipe_label(board)} (kernel variant {variant_name}): "
+        "its pinned kernel tarball.\n"
+        f"sha256  {variant.sha256}  {variant.file}\n"
+    )
+    return {"linux/linux.hash": text, "linux-headers/linux-headers.hash": text}
+
+
+def write_kernel_hashes(hash_dir: Path, board: Board, variant_name: str) -> None:
+    for rel, text in kernel_hash_files(board, variant_name).items():
+        write_if_changed(Path(hash_dir) / rel, text)
 
 
 def headers_series(kernel_version: str) -> str:
@@ -148,7 +173,11 @@ def render(
     br = board.buildroot
     if jobs < 0:
         raise FwgenError(f"-j {jobs}: the job count cannot be negative", "give -j 0 (auto) or more")
-    for key, value in (("dl_dir", locations.dl_dir), ("kernel_config", locations.kernel_config)):
+    for key, value in (
+        ("dl_dir", locations.dl_dir),
+        ("kernel_config", locations.kernel_config),
+        ("hash_dir", locations.hash_dir),
+    ):
         if not Path(value).is_absolute():
             raise ValueError(f"{key} must be absolute, got {value}")
     post_image = br.post_image_path()
@@ -164,9 +193,10 @@ def render(
         "headers_series": headers_series(variant.version),
         "dl_dir": locations.dl_dir,
         "primary_site": primary_site.rstrip("/"),
-        "global_patch_dir": _existing(
-            paths.br2_external_dir() / "patches", "kernels.patches", board
-        ),
+        "global_patch_dirs": [
+            _existing(paths.br2_external_dir() / "patches", "kernels.patches", board),
+            locations.hash_dir,
+        ],
         "ccache_dir": locations.ccache_dir,
         "jobs": jobs,
         "getty_port": br.getty_port,
@@ -189,7 +219,7 @@ def render(
     for value in context.values():
         if isinstance(value, Path):
             _plain_path(value)
-    for path in context["overlays"]:
+    for path in [*context["overlays"], *context["global_patch_dirs"]]:
         _plain_path(Path(path))
     return _environment().get_template(TEMPLATE).render(context)
 

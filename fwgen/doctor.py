@@ -7,6 +7,7 @@ minute one, and names Debian packages because that is what fwgen's users install
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -161,6 +162,19 @@ def check(stages: Iterable[str], qemu_binaries: Iterable[str]) -> list[Finding]:
             ok, detail = _check(need)
             findings.append(Finding(stage, need, ok, detail))
     return findings
+
+
+def stage_notes(stage: str, *, euid: int | None = None) -> list[tuple[str, str]]:
+    """(what, note) lines a stage shows besides its checks: how fwgen adapts to this host."""
+    if stage == "build" and (os.geteuid() if euid is None else euid) == 0:
+        return [
+            (
+                "user",
+                "root: fwgen sets FORCE_UNSAFE_CONFIGURE=1 for Buildroot (GNU configure "
+                "scripts refuse root otherwise)",
+            )
+        ]
+    return []
 
 
 def install_line(findings: Iterable[Finding]) -> str | None:

@@ -11,7 +11,8 @@ chooses the smallest set of Buildroot targets that makes the next plain `make` c
 - the kernel patch series, or a kernel option of the Buildroot configuration:
   `linux-dirclean` (the patches are applied on extraction);
 - only the kernel .config: `linux-clean-for-reconfigure` (Buildroot copies the file again,
-  runs olddefconfig, and the kernel build is incremental);
+  runs olddefconfig, and the kernel build is incremental). The kconfig stage runs with the
+  toolchain Buildroot builds, so this part is decided later, by `reconfigure_kernel()`;
 - the module package or source: `usermodehelper-demo-dirclean` (also after any kernel change:
   Buildroot does not rebuild a module when its kernel is rebuilt);
 - overlays, the post-image script, genimage configuration, rootfs and system options, a newly
@@ -20,7 +21,8 @@ chooses the smallest set of Buildroot targets that makes the next plain `make` c
   would otherwise stay;
 - download settings, paths and the job count: nothing.
 
-`plan()` is a pure function of its arguments; `fwgen.buildroot` runs the plan.
+`plan()` and `reconfigure_kernel()` are pure functions of their arguments; `fwgen.buildroot`
+runs what they decide.
 """
 
 from __future__ import annotations
@@ -70,7 +72,8 @@ class Inputs:
     buildroot: str  # "<version> <tarball sha256>"
     kernel: str  # "<version> <tarball sha256>"
     defconfig: dict[str, str]  # symbol -> value of the rendered defconfig
-    kernel_config: str | None  # sha256 of the kconfig stage's .config; None: not computed
+    # sha256 of the kconfig stage's .config (made after `make toolchain`); None: not yet made
+    kernel_config: str | None
     series: dict[str, str]  # patch file name -> sha256, in series order
     module: str  # content hash of the module package (.mk, Config.in, src/)
     overlays: dict[str, str]  # path in the rootfs -> "<mode> <sha256>" (merged overlays)
@@ -280,14 +283,27 @@ def _compare_kernel(old: Inputs, new: Inputs, d: _Decision) -> None:
     if list(old.series.items()) != list(new.series.items()):  # the order matters too
         d.notes.append(f"kernel patch series changed ({_series_change(old.series, new.series)})")
         d.target("linux-dirclean", f"{MODULE_PACKAGE}-dirclean")
-    if new.kernel_config is None:
-        d.notes.append(
-            "kernel .config: not computed (kernel source not at hand); if it changed, "
-            "linux-clean-for-reconfigure would be added"
-        )
-    elif old.kernel_config != new.kernel_config:
-        d.notes.append("kernel .config changed: Buildroot reconfigures and rebuilds the kernel")
-        d.target("linux-clean-for-reconfigure", f"{MODULE_PACKAGE}-dirclean")
+
+
+def reconfigure_kernel(
+    old: State | None, new_config: str, plan: Plan, *, kernel_configured: bool
+) -> Plan:
+    """The kernel .config part of the plan, decided once the kconfig stage has run.
+
+    The kconfig stage runs with the toolchain Buildroot builds, so its result is known only
+    after `make toolchain`, when `plan()` has already been carried out. `new_config` is the
+    sha256 of the new .config; `kernel_configured`: Buildroot has configured the kernel in
+    this output directory (its linux .stamp_configured exists).
+    """
+    covered = plan.full_clean or plan.fresh or "linux-dirclean" in plan.invalidate
+    if covered or not kernel_configured:
+        return Plan(reasons=("kernel .config: Buildroot configures the kernel with it",))
+    if old is not None and old.inputs.kernel_config == new_config:
+        return Plan(reasons=("kernel .config unchanged",))
+    return Plan(
+        invalidate=("linux-clean-for-reconfigure", f"{MODULE_PACKAGE}-dirclean"),
+        reasons=("kernel .config changed: Buildroot reconfigures and rebuilds the kernel",),
+    )
 
 
 def _series_change(old: Mapping[str, str], new: Mapping[str, str]) -> str:

@@ -1,4 +1,7 @@
-"""Which cross compiler the kernel-only path uses, decided once, in one order.
+"""Which cross compiler each build path uses, decided here only.
+
+The Buildroot path (its kconfig stage included) uses the toolchain Buildroot builds in its
+output directory (`of_buildroot`). The kernel-only path takes, in this order (`find`):
 
 1. `--cross-compile PREFIX` (the user said so);
 2. the host toolchain of an earlier full Buildroot build of the same board and kernel
@@ -55,6 +58,20 @@ def buildroot_toolchain(build_dir: Path) -> str | None:
     for gcc in sorted((build_dir / "host" / "bin").glob("arm-*-linux-gnueabi*-gcc")):
         return str(gcc)[: -len("gcc")]
     return None
+
+
+def of_buildroot(build_dir: Path) -> Toolchain:
+    """The toolchain a Buildroot output directory built (after `make toolchain`)."""
+    prefix = buildroot_toolchain(build_dir)
+    version = _usable(prefix) if prefix else None
+    if prefix is None or version is None:
+        raise FwgenError(
+            f"{build_dir / 'host' / 'bin'} holds no working ARM cross compiler after "
+            "`make toolchain`",
+            "run the same fwgen build command again; if it persists, --clean rebuilds the "
+            "toolchain",
+        )
+    return Toolchain(prefix, f"Buildroot host toolchain in {build_dir}", version)
 
 
 def find(explicit: str | None, buildroot_dirs: list[Path] | tuple[Path, ...] = ()) -> Toolchain:

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from fwgen import brmake, buildroot, cli, doctor, fsutil, images, paths, rebuild
+from fwgen.board import load_board
 from fwgen.errors import FwgenError
 from tests import br_testdata
 from tests.conftest import restore_default_signals
@@ -87,7 +88,7 @@ def test_a_full_build_collects_images_with_manifest_and_checksums(data, tmp_path
     assert manifest["module"]["sha256"]
     assert manifest["fwgen_version"]
     # Buildroot was told about the external tree and the rendered defconfig, then built.
-    assert _calls(tmp_path) == ["defconfig", "show-info", "all"]
+    assert _calls(tmp_path) == ["defconfig", "show-info", "toolchain", "all"]
     # The kernel tarball sits where Buildroot looks for it, as the verified file itself.
     placed = paths.cache_dir() / "buildroot-dl" / "linux" / "linux-4.0.tar.xz"
     assert placed.samefile(paths.cache_dir() / "dl" / "linux-4.0.tar.xz")
@@ -104,15 +105,23 @@ def test_the_rendered_defconfig_reaches_buildroot_as_is(data, tmp_path):
     config = (_out(tmp_path) / ".config").read_text()
     assert "BR2_JLEVEL=3\n" in config
     assert 'BR2_PRIMARY_SITE="http://mirror.invalid/src"\n' in config
-    assert f'BR2_GLOBAL_PATCH_DIR="{data / "br2-external" / "patches"}"\n' in config
+    hashes = _out(tmp_path) / "fwgen" / "hashes"
+    patch_dirs = f"{data / 'br2-external' / 'patches'} {hashes}"
+    assert f'BR2_GLOBAL_PATCH_DIR="{patch_dirs}"\n' in config
+    # The kernel pin reaches Buildroot's hash check from the recipe, and from nowhere else.
+    pin = load_board(BOARD).kernel("4.0").sha256
+    for rel in ("linux/linux.hash", "linux-headers/linux-headers.hash"):
+        assert f"sha256  {pin}  linux-4.0.tar.xz\n" in (hashes / rel).read_text()
 
 
 def test_a_second_run_with_nothing_changed_is_a_plain_make(data, tmp_path, capsys):
     assert _build() == 0
     capsys.readouterr()
     assert _build() == 0
-    assert _calls(tmp_path)[3:] == ["defconfig", "show-info", "all"]
-    assert "no input changed since the last build" in capsys.readouterr().err
+    assert _calls(tmp_path)[4:] == ["defconfig", "show-info", "toolchain", "all"]
+    err = capsys.readouterr().err
+    assert "no input changed since the last build" in err
+    assert "kernel .config unchanged" in err
     log = (_out(tmp_path) / "fwgen" / "build.log").read_text()
     assert ">>> linux" not in log  # the stamps said it was done
 
@@ -123,11 +132,12 @@ def test_a_changed_patch_dircleans_linux_and_the_module(data, tmp_path, capsys):
     patch.write_text(patch.read_text().replace("-test", "-test2"))
     capsys.readouterr()
     assert _build() == 0
-    assert _calls(tmp_path)[3:] == [
+    assert _calls(tmp_path)[4:] == [
         "defconfig",
         "linux-dirclean",
         "usermodehelper-demo-dirclean",
         "show-info",
+        "toolchain",
         "all",
     ]
     assert "kernel patch series changed (changed 0001-test.patch)" in capsys.readouterr().err
@@ -143,11 +153,12 @@ def test_a_changed_fragment_reconfigures_the_kernel(data, tmp_path):
     assert config.stat().st_mtime_ns == before  # unchanged content is not rewritten
     (data / "board" / BOARD / "linux.fragment").write_text("# nothing\n")
     assert _build() == 0
-    assert _calls(tmp_path)[:6] == ["defconfig", "show-info", "all"] * 2
-    assert _calls(tmp_path)[-4:] == [
+    assert _calls(tmp_path)[:8] == ["defconfig", "show-info", "toolchain", "all"] * 2
+    assert _calls(tmp_path)[-5:] == [
+        "show-info",
+        "toolchain",
         "linux-clean-for-reconfigure",
         "usermodehelper-demo-dirclean",
-        "show-info",
         "all",
     ]
     assert "CONFIG_DEVTMPFS_MOUNT=y" not in config.read_text()
@@ -160,13 +171,13 @@ def test_a_removed_overlay_file_leaves_the_target(data, tmp_path):
     (data / "overlays" / "common" / "usr" / "bin" / "bye").unlink()
     assert _build() == 0
     assert not (target / "bye").exists() and (target / "hello").exists()
-    assert _calls(tmp_path)[-3:] == ["defconfig", "show-info", "all"]
+    assert _calls(tmp_path)[-4:] == ["defconfig", "show-info", "toolchain", "all"]
 
 
 def test_clean_rebuilds_everything(data, tmp_path):
     assert _build() == 0
     assert _build("--clean") == 0
-    assert _calls(tmp_path)[3:] == ["defconfig", "clean", "show-info", "all"]
+    assert _calls(tmp_path)[4:] == ["defconfig", "clean", "show-info", "toolchain", "all"]
     log = (_out(tmp_path) / "fwgen" / "build.log").read_text()
     assert ">>> host-tar 1.35 Extracting" in log
 
@@ -193,7 +204,7 @@ def test_dry_run_after_a_change_shows_the_targets(data, tmp_path, capsys):
     text = capsys.readouterr().out
     assert "usermodehelper-demo package or source changed" in text
     assert "O=" in text and " usermodehelper-demo-dirclean\n" in text
-    assert _calls(tmp_path) == ["defconfig", "show-info", "all"]  # nothing ran
+    assert _calls(tmp_path) == ["defconfig", "show-info", "toolchain", "all"]  # nothing ran
 
 
 def test_a_package_failure_names_package_step_and_log_and_a_rerun_resumes(
@@ -365,8 +376,17 @@ def test_progress_counts_stamps_including_earlier_runs(tmp_path):
 
 
 def test_make_environment_drops_overriding_settings():
-    env = brmake.make_env({"PATH": "/bin", "BR2_DL_DIR": "/x", "MAKEFLAGS": "-j9", "O": "/o"})
-    assert env == {"PATH": "/bin"}
+    base = {"PATH": "/bin", "BR2_DL_DIR": "/x", "MAKEFLAGS": "-j9", "O": "/o"}
+    assert brmake.make_env(base, euid=1000) == {"PATH": "/bin"}
+
+
+def test_as_root_gnu_configure_is_allowed_and_the_log_says_so(caplog):
+    caplog.set_level("INFO")
+    brmake._reported.discard(brmake.ROOT_CONFIGURE_ENV)
+    env = brmake.make_env({"PATH": "/bin"}, euid=0)
+    assert env == {"PATH": "/bin", "FORCE_UNSAFE_CONFIGURE": "1"}
+    assert "running as root: FORCE_UNSAFE_CONFIGURE=1" in caplog.text
+    assert "FORCE_UNSAFE_CONFIGURE" not in brmake.make_env({"PATH": "/bin"}, euid=1000)
 
 
 def test_full_disk_gets_its_own_hint(tmp_path):

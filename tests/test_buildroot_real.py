@@ -11,19 +11,22 @@ the network. What they prove:
 - `make show-info` lists the kernel at 4.0 with the series from fwgen's global patch
   directory, fwgen's hash files, and the usermodehelper-demo package depending on linux;
 - with a linux-4.0 tarball in the download directory, `make linux-patch` downloads nothing,
-  checks the tarball against fwgen's linux.hash (BR2_DOWNLOAD_FORCE_CHECK_HASHES=y) and
-  applies the series with Buildroot's own patch machinery, with the same result as fwgen's
-  patch stage; `make linux-legal-info` accepts the 4.0 license file;
+  checks the tarball against the pin fwgen writes from the recipe
+  (BR2_DOWNLOAD_FORCE_CHECK_HASHES=y) and applies the series with Buildroot's own patch
+  machinery, with the same result as fwgen's patch stage; `make linux-legal-info` accepts
+  the 4.0 license file;
 - board/vexpress/post-image.sh makes sdcard.img (+ .bmap) and start-qemu.sh through
   Buildroot's support/scripts/genimage.sh.
 
-A linux-4.0 tarball made from a tree has another sha256 than kernel.org's: the tests then use
-a copy of br2-external whose hash files name the tarball's real sha256 instead of the pin
-(everything else identical), so Buildroot's hash check still runs and must pass.
+A linux-4.0 tarball made from a tree has another sha256 than kernel.org's: the tests then
+swap the 4.0 pin of a copy of the recipe for the tarball's real sha256 (everything else
+identical); fwgen writes the pin into Buildroot's hash files, so Buildroot's hash check still
+runs and must pass.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -35,7 +38,7 @@ from pathlib import Path
 import pytest
 
 from fwgen import buildroot, defconfig, fsutil, patches, paths
-from fwgen.board import load_board
+from fwgen.board import Board, load_board
 from tests.conftest import gated_tree
 
 pytestmark = pytest.mark.gated
@@ -96,19 +99,23 @@ def _make(tree: Path, out: Path, *args: str, check: bool = True, timeout: int = 
     return proc.stdout + proc.stderr
 
 
-def _configure(tree: Path, out: Path, variant: str, external: Path, dl: Path) -> str:
-    """Render the vexpress defconfig for `variant` into `out` and run `make defconfig`."""
-    board = load_board("vexpress")
+def _configure(tree: Path, out: Path, variant: str, dl: Path, board: Board | None = None) -> str:
+    """Render the vexpress defconfig for `variant` into `out`, write the kernel pin's hash
+    files as fwgen build does, and run `make defconfig`."""
+    board = board or load_board("vexpress")
     locations = defconfig.Locations(
-        kernel_config=out / "fwgen" / "linux.config", dl_dir=dl, ccache_dir=out / "ccache"
+        kernel_config=out / "fwgen" / "linux.config",
+        dl_dir=dl,
+        ccache_dir=out / "ccache",
+        hash_dir=out / "fwgen" / "hashes",
     )
     text = defconfig.render(board, variant, locations)
-    if external != paths.br2_external_dir():
-        text = text.replace(str(paths.br2_external_dir()), str(external))
     (out / "fwgen").mkdir(parents=True)
+    defconfig.write_kernel_hashes(locations.hash_dir, board, variant)
     locations.kernel_config.write_text("# placeholder: not read before linux-configure\n")
     rendered = out / "fwgen" / "defconfig"
     rendered.write_text(text)
+    external = paths.br2_external_dir()
     _make(tree, out, f"BR2_EXTERNAL={external}", f"BR2_DEFCONFIG={rendered}", "defconfig")
     return text
 
@@ -116,7 +123,7 @@ def _configure(tree: Path, out: Path, variant: str, external: Path, dl: Path) ->
 @pytest.mark.parametrize("variant", ["4.0", "6.1"])
 def test_external_tree_loads_and_every_line_survives(br_tree, tmp_path, variant):
     out = tmp_path / "out"
-    text = _configure(br_tree, out, variant, paths.br2_external_dir(), tmp_path / "dl")
+    text = _configure(br_tree, out, variant, tmp_path / "dl")
     assert defconfig.dropped_lines(text, out / ".config") == []
     external_mk = (out / ".br2-external.mk").read_text()
     assert f"BR2_EXTERNAL_FWGEN_PATH = {paths.br2_external_dir()}" in external_mk
@@ -128,7 +135,7 @@ def test_external_tree_loads_and_every_line_survives(br_tree, tmp_path, variant)
 
 def test_show_info_lists_kernel_40_with_the_series_and_the_module(br_tree, tmp_path):
     out = tmp_path / "out"
-    _configure(br_tree, out, "4.0", paths.br2_external_dir(), tmp_path / "dl")
+    _configure(br_tree, out, "4.0", tmp_path / "dl")
     info = json.loads(_show_info(br_tree, out))
     linux = info["linux"]
     assert linux["version"] == "4.0"
@@ -138,14 +145,16 @@ def test_show_info_lists_kernel_40_with_the_series_and_the_module(br_tree, tmp_p
     assert series, f"{variant.patches_dir()} holds no patches"
     assert set(linux["patches"]) == {str(p) for p in series}
     ext_hash = str(paths.br2_external_dir() / "patches" / "linux" / "linux.hash")
-    assert linux["hashes"] == ["linux/linux.hash", ext_hash]
+    pin_hash = str(out / "fwgen" / "hashes" / "linux" / "linux.hash")
+    assert linux["hashes"] == ["linux/linux.hash", ext_hash, pin_hash]
     assert linux["license_files"] == ["./COPYING"]
     headers = info["linux-headers"]
     assert headers["version"] == "4.0"
     assert headers["patches"] == []  # the series is under linux/4.0/, which headers ignore
-    assert headers["hashes"][-1] == str(
-        paths.br2_external_dir() / "patches" / "linux-headers" / "linux-headers.hash"
-    )
+    assert headers["hashes"][-2:] == [
+        str(paths.br2_external_dir() / "patches" / "linux-headers" / "linux-headers.hash"),
+        str(out / "fwgen" / "hashes" / "linux-headers" / "linux-headers.hash"),
+    ]
     module = info["usermodehelper-demo"]
     assert module["package_dir"] == str(
         paths.br2_external_dir() / "package" / "usermodehelper-demo"
@@ -185,26 +194,21 @@ def _tar_overrides(tree: Path, dl: Path) -> list[str]:
     return ["BR2_TAR_HOST_DEPENDENCY=", f"TAR={shutil.which('tar')}"]
 
 
-def _external_for(tarball: Path, tmp_path: Path) -> Path:
-    """br2-external itself if the tarball is kernel.org's, else a copy naming its sha256."""
-    variant = load_board("vexpress").kernel("4.0")
+def _board_for(tarball: Path) -> Board:
+    """The vexpress recipe, its 4.0 pin swapped for the tarball's sha256 if it is not
+    kernel.org's (a tree import): Buildroot's hash check then runs against the real value."""
+    board = load_board("vexpress")
+    variant = board.kernel("4.0")
     actual = fsutil.sha256_file(tarball)
     if actual == variant.sha256:
-        return paths.br2_external_dir()
-    print(
-        f"{tarball.name} is not kernel.org's (sha256 {actual}): using a br2-external copy "
-        "whose hash files name it"
+        return board
+    print(f"{tarball.name} is not kernel.org's (sha256 {actual}): swapping the 4.0 pin")
+    swapped = dataclasses.replace(
+        board, kernels={**board.kernels, "4.0": dataclasses.replace(variant, sha256=actual)}
     )
-    copy = tmp_path / "br2-external"
-    shutil.copytree(paths.br2_external_dir(), copy, symlinks=True)
-    for hash_file in (
-        copy / "patches" / "linux" / "linux.hash",
-        copy / "patches" / "linux-headers" / "linux-headers.hash",
-    ):
-        text = hash_file.read_text()
-        assert variant.sha256 in text
-        hash_file.write_text(text.replace(variant.sha256, actual))
-    return copy
+    object.__setattr__(swapped, "name", board.name)
+    object.__setattr__(swapped, "source", board.source)
+    return swapped
 
 
 def _touched(patch: Path) -> list[str]:
@@ -215,8 +219,7 @@ def test_linux_patch_applies_the_series_with_buildroots_machinery(
     br_tree, linux40_tarball, tmp_path
 ):
     out, dl = tmp_path / "out", tmp_path / "dl"
-    external = _external_for(linux40_tarball, tmp_path)
-    _configure(br_tree, out, "4.0", external, dl)
+    _configure(br_tree, out, "4.0", dl, _board_for(linux40_tarball))
     buildroot.place_kernel_tarball(linux40_tarball, dl)  # what fwgen build does
     extra = _tar_overrides(br_tree, dl)
     log = _make(br_tree, out, *extra, "linux-patch")
@@ -330,9 +333,9 @@ def test_fwgen_build_runs_real_buildroot_up_to_its_first_download(
 ):
     """The whole pipeline with real Buildroot and a real linux-4.0, until the network is needed.
 
-    fetch (from the cache) -> kconfig stage on the real tree -> render -> make defconfig ->
-    every line survives -> show-info -> the build starts for real (host-skeleton,
-    host-fakedate) and stops at the first download, reported with package and step. The data
+    fetch (from the cache) -> render -> make defconfig -> every line survives -> show-info ->
+    `make toolchain` starts for real (host-skeleton, host-fakedate) and stops at the first
+    download, reported with package and step. The data
     root is a copy of the real one whose 4.0 pin names this tarball; BR2_PRIMARY_SITE_ONLY
     with an empty file:// site guarantees that Buildroot uses no network.
     """
@@ -353,8 +356,6 @@ def test_fwgen_build_runs_real_buildroot_up_to_its_first_download(
         f'extra = [\'BR2_PRIMARY_SITE="file://{nowhere}"\', "BR2_PRIMARY_SITE_ONLY=y"]\n',
     )
     recipe.write_text(text)
-    for hash_file in data.glob("br2-external/patches/linux*/*.hash"):
-        hash_file.write_text(hash_file.read_text().replace(variant.sha256, actual))
     cache = paths.cache_dir()
     (cache / "dl").mkdir(parents=True, exist_ok=True)
     shutil.copy2(linux40_tarball, cache / "dl" / "linux-4.0.tar.xz")
@@ -370,9 +371,11 @@ def test_fwgen_build_runs_real_buildroot_up_to_its_first_download(
     assert re.search(r"failed in package host-\S+ \S+, step: Downloading", err), err
     assert "a source download failed" in err
     assert f"full log: {out / 'fwgen' / 'build.log'}" in err
-    config = (out / "fwgen" / "linux.config").read_text()
-    for requirement in variant.requirements:
-        assert f"CONFIG_{requirement}\n" in config
+    # The kconfig stage waits for the toolchain Buildroot builds; it never got that far.
+    assert not (out / "fwgen" / "linux.config").exists()
+    assert f"sha256  {actual}  linux-4.0.tar.xz" in (
+        out / "fwgen" / "hashes" / "linux" / "linux.hash"
+    ).read_text()
     assert (out / "build" / "host-skeleton" / ".stamp_installed").exists()
     state = json.loads((out / "fwgen" / "state.json").read_text())
     assert state["complete"] is False

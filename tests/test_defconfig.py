@@ -69,7 +69,8 @@ def test_paths_are_absolute_and_come_from_fwgen_paths(isolated_env, tmp_path):
     assert values["BR2_DL_DIR"] == f'"{cache / "buildroot-dl"}"'
     assert values["BR2_CCACHE_DIR"] == f'"{cache / "ccache"}"'
     assert values["BR2_LINUX_KERNEL_CUSTOM_CONFIG_FILE"] == f'"{out / "fwgen" / "linux.config"}"'
-    assert values["BR2_GLOBAL_PATCH_DIR"] == f'"{paths.br2_external_dir() / "patches"}"'
+    patch_dirs = f"{paths.br2_external_dir() / 'patches'} {out / 'fwgen' / 'hashes'}"
+    assert values["BR2_GLOBAL_PATCH_DIR"] == f'"{patch_dirs}"'
     assert values["BR2_ROOTFS_OVERLAY"] == f'"{paths.overlays_dir() / "common"}"'
     script = paths.boards_dir() / "vexpress" / "post-image.sh"
     assert values["BR2_ROOTFS_POST_IMAGE_SCRIPT"] == f'"{script}"'
@@ -235,8 +236,12 @@ def test_module_package_is_a_local_kernel_module_package():
 
 
 def _hashes(path: Path) -> dict[str, str]:
+    return _hashes_text(path.read_text())
+
+
+def _hashes_text(text: str) -> dict[str, str]:
     out = {}
-    for line in path.read_text().splitlines():
+    for line in text.splitlines():
         if line and not line.startswith("#"):
             kind, digest, name = line.split()
             assert kind == "sha256"
@@ -244,16 +249,41 @@ def _hashes(path: Path) -> dict[str, str]:
     return out
 
 
-def test_hash_files_pin_every_kernel_and_the_license_files():
+def test_the_kernel_pin_has_one_owner_the_recipe():
+    board = load_board("vexpress")
+    for name, variant in board.kernels.items():
+        files = defconfig.kernel_hash_files(board, name)
+        assert set(files) == {"linux/linux.hash", "linux-headers/linux-headers.hash"}
+        for text in files.values():
+            assert _hashes_text(text) == {variant.file: variant.sha256}
+    # br2-external's static hash files name no tarball, so no second value can disagree.
+    for static in (
+        EXTERNAL / "patches" / "linux" / "linux.hash",
+        EXTERNAL / "patches" / "linux-headers" / "linux-headers.hash",
+    ):
+        assert not [name for name in _hashes(static) if name.endswith((".tar.xz", ".tar.gz"))]
+
+
+def test_written_hash_files_follow_a_swapped_pin(tmp_path):
+    board = load_board("vexpress")
+    swapped = dataclasses.replace(board.kernel("4.0"), sha256="f" * 64)
+    other = dataclasses.replace(board, kernels={**board.kernels, "4.0": swapped})
+    object.__setattr__(other, "name", board.name)
+    object.__setattr__(other, "source", board.source)
+    defconfig.write_kernel_hashes(tmp_path, other, "4.0")
+    text = (tmp_path / "linux" / "linux.hash").read_text()
+    assert _hashes_text(text) == {"linux-4.0.tar.xz": "f" * 64}
+    assert (tmp_path / "linux-headers" / "linux-headers.hash").read_text() == text
+
+
+def test_license_files_have_hashes_for_every_kernel():
     linux = EXTERNAL / "patches" / "linux" / "linux.hash"
     headers = EXTERNAL / "patches" / "linux-headers" / "linux-headers.hash"
     # A plain copy (a wheel build would turn a symlink into one anyway).
     assert not headers.is_symlink() and not linux.is_symlink()
     assert headers.read_bytes() == linux.read_bytes()
     hashes = _hashes(linux)
-    board = load_board("vexpress")
-    for variant in board.kernels.values():
-        assert hashes[variant.file] == variant.sha256
+    for variant in load_board("vexpress").kernels.values():
         for name in variant.license_files or ("COPYING",):
             assert name in hashes, name
     # The 4.0 COPYING (see tests in test_buildroot_real.py for why "./COPYING").

@@ -57,3 +57,10 @@ def test_require_raises_with_install_line(tmp_path, monkeypatch):
 def test_doctor_passes_on_a_prepared_host(capsys):
     assert main(["doctor", "vexpress"]) == 0
     assert "Everything fwgen needs is here." in capsys.readouterr().out
+
+
+def test_the_build_stage_says_how_root_is_handled():
+    assert doctor.stage_notes("build", euid=1000) == []
+    [(what, note)] = doctor.stage_notes("build", euid=0)
+    assert what == "user" and "FORCE_UNSAFE_CONFIGURE=1" in note
+    assert doctor.stage_notes("kernel-only", euid=0) == []

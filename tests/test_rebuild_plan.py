@@ -97,20 +97,39 @@ def test_a_reordered_series_counts_as_a_change():
     assert "reordered" in plan.reasons[0]
 
 
+def _reconfigure(config: str, plan: rebuild.Plan | None = None, configured: bool = True):
+    old = rebuild.State(BASE, complete=True)
+    return rebuild.reconfigure_kernel(
+        old, config, plan or _plan(BASE), kernel_configured=configured
+    )
+
+
 def test_changed_kernel_config_reconfigures_the_kernel_only():
-    plan = _plan(_with(kernel_config="d" * 64))
-    assert plan.invalidate == ("linux-clean-for-reconfigure", "usermodehelper-demo-dirclean")
+    step = _reconfigure("d" * 64)
+    assert step.invalidate == ("linux-clean-for-reconfigure", "usermodehelper-demo-dirclean")
+    assert "kernel .config changed" in step.reasons[0]
+
+
+def test_unchanged_kernel_config_needs_nothing():
+    step = _reconfigure(BASE.kernel_config)
+    assert step.invalidate == () and step.reasons == ("kernel .config unchanged",)
 
 
 def test_series_and_config_change_together_need_only_the_dirclean():
-    plan = _plan(_with(kernel_config="d" * 64, series={}))
+    plan = _plan(_with(series={}))
     assert plan.invalidate == ("linux-dirclean", "usermodehelper-demo-dirclean")
+    assert _reconfigure("d" * 64, plan).invalidate == ()
 
 
-def test_unknown_kernel_config_is_noted_not_acted_on():
-    plan = _plan(_with(kernel_config=None))
-    assert plan.invalidate == ()
-    assert any("not computed" in r for r in plan.reasons)
+def test_a_kernel_not_configured_yet_takes_the_new_config_as_it_is():
+    assert _reconfigure("d" * 64, configured=False).invalidate == ()
+    fresh = rebuild.plan(None, BASE)
+    assert fresh.fresh and _reconfigure("d" * 64, fresh).invalidate == ()
+
+
+def test_a_kernel_config_change_alone_is_not_decided_by_the_first_plan():
+    # plan() runs before the kconfig stage can (it needs Buildroot's toolchain).
+    assert _plan(_with(kernel_config="d" * 64)).invalidate == ()
 
 
 def test_changed_module_dircleans_only_the_module():

@@ -32,6 +32,8 @@ def run(args: argparse.Namespace) -> int:
             mark = "ok     " if f.ok else "MISSING"
             extra = "" if f.ok else f"  [Debian package: {f.need.package}]"
             print(f"  {mark} {f.need.what:<32} {f.detail}{extra}")
+        for what, note in doctor.stage_notes(stage):
+            print(f"  note    {what:<32} {note}")
     line = doctor.install_line(findings)
     if line is None:
         print("Everything fwgen needs is here.")

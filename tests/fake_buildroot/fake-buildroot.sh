@@ -92,7 +92,7 @@ build_package() {
 		mkdir -p "${out}/target/lib/modules/$(kernel_version).0/updates"
 		echo "fake module" >"${out}/target/lib/modules/$(kernel_version).0/updates/usermodehelper_demo.ko"
 	fi
-	touch "${dir}/.stamp_installed"
+	touch "${dir}/.stamp_configured" "${dir}/.stamp_installed"
 }
 
 write_image() {
@@ -124,7 +124,18 @@ build_all() {
 	echo "fake: build done"
 }
 
+build_toolchain() {
+	[ -f "${out}/.config" ] || { echo "fake: no .config: run defconfig first" >&2; exit 2; }
+	build_package host-tar 1.35
+	mkdir -p "${out}/host/bin"
+	# A stand-in for Buildroot's cross compiler: it only answers --version.
+	printf '#!/bin/sh\necho "arm-buildroot-linux-gnueabihf-gcc.br_real (Buildroot fake) 12.5.0"\n' \
+		>"${out}/host/bin/arm-buildroot-linux-gnueabihf-gcc"
+	chmod +x "${out}/host/bin/arm-buildroot-linux-gnueabihf-gcc"
+}
+
 case "${goal}" in
+toolchain) build_toolchain ;;
 defconfig)
 	[ -n "${BR2_DEFCONFIG:-}" ] || { echo "fake: defconfig needs BR2_DEFCONFIG" >&2; exit 2; }
 	[ -f "${BR2_EXTERNAL}/external.desc" ] || { echo "fake: BR2_EXTERNAL has no external.desc" >&2; exit 2; }
@@ -145,6 +156,9 @@ clean) rm -rf "${out}/build" "${out}/target" "${out}/images" "${out}/host" ;;
 *-clean-for-reconfigure | *-clean-for-rebuild | *-clean-for-reinstall)
 	pkg="${goal%-clean-for-*}"
 	rm -f "${out}/build/${pkg}"/.stamp_installed "${out}/build/${pkg}"-[0-9]*/.stamp_installed
+	if [ "${goal}" = "${pkg}-clean-for-reconfigure" ]; then
+		rm -f "${out}/build/${pkg}"/.stamp_configured "${out}/build/${pkg}"-[0-9]*/.stamp_configured
+	fi
 	;;
 *)
 	echo "fake Buildroot: no rule to make target '${goal}'" >&2
