@@ -107,6 +107,13 @@ class Progress:
         progress.done = {name for name, stamp in stamps.items() if stamp.exists()}
         return progress
 
+    @classmethod
+    def for_files(cls, files: Mapping[str, Path], output: Path) -> Progress:
+        """Packages done when their file exists (`make source`: the download is there)."""
+        progress = cls(output, dict(files))
+        progress.done = {name for name, path in files.items() if path.exists()}
+        return progress
+
     @property
     def total(self) -> int:
         return len(self.stamps)

@@ -46,6 +46,7 @@ from fwgen import (
     fsutil,
     images,
     kconfig,
+    mirrors,
     patches,
     paths,
     prefetch,
@@ -275,18 +276,13 @@ def output_dir(options: BuildOptions, board: Board, variant_name: str) -> Path:
 
 
 def is_offline(options: BuildOptions) -> bool:
-    """--offline, or FWGEN_OFFLINE=1 (as fwgen.sources reads it)."""
-    flag = os.environ.get("FWGEN_OFFLINE", "").strip().lower()
-    return options.offline or flag in ("1", "true", "yes", "on")
+    return sources.is_offline(options.offline)
 
 
 def primary_site(mirrors: Sequence[str]) -> str:
-    """BR2_PRIMARY_SITE: the first mirror given (--mirror, then $FWGEN_MIRROR)."""
-    env = re.split(r"[\s,]+", os.environ.get("FWGEN_MIRROR", "").strip())
-    for mirror in [*mirrors, *env]:
-        if mirror:
-            return mirror.rstrip("/")
-    return ""
+    """BR2_PRIMARY_SITE: the first mirror (--mirror, then $FWGEN_MIRROR)."""
+    found = sources.mirror_list(mirrors)
+    return found[0] if found else ""
 
 
 def _kernel_tree(variant: KernelVariant, tarball: Path | None, *, dry_run: bool) -> Path | None:
@@ -356,12 +352,14 @@ def prepare(options: BuildOptions) -> Prepared:
     expected = sources.source_dir() / board.buildroot.sha256[:16]
     kernel_tarball = fetched.get(variant.file)
     kernel_tree = _kernel_tree(variant, kernel_tarball, dry_run=options.dry_run)
+    site = primary_site(options.mirrors)
     text = defconfig.render(
         board,
         variant_name,
         defconfig.Locations.for_output(output),
         jobs=options.jobs,
-        primary_site=primary_site(options.mirrors),
+        primary_site=site,
+        primary_site_only=bool(site) and is_offline(options),
     )
     old_state = rebuild.load_state(defconfig.fwgen_dir(output) / STATE_FILE)
     last_config = old_state.inputs.kernel_config if old_state else None
@@ -564,7 +562,7 @@ def run(prepared: Prepared, options: BuildOptions) -> BuildResult:
         _write_state(state_path, rebuild.State(p.inputs, complete=False))
         info = make.show_info(steps_log)
         if is_offline(options):
-            check_offline_sources(info, p.locations.dl_dir)
+            check_offline_sources(info, p.locations.dl_dir, primary_site(options.mirrors))
         if options.prefetch > 0:
             prefetch.prefetch(info, p.tree, p.locations.dl_dir, jobs=options.prefetch)
         _rotate(build_log)
@@ -644,21 +642,27 @@ def apply_plan(make: brmake.Make, p: Prepared, steps_log: Path) -> None:
             log.info("removed %s (no longer in an overlay)", path)
 
 
-def check_offline_sources(info: dict[str, Any], dl_dir: Path) -> None:
-    """--offline: every source Buildroot will want must already be in its download dir."""
-    missing = []
-    for name, pkg in sorted(info.items()):
-        for dl in pkg.get("downloads") or []:
-            path = dl_dir / pkg.get("dl_dir", name) / dl["source"]
-            if not path.exists():
-                missing.append(f"  {path}  ({name})")
+def check_offline_sources(info: dict[str, Any], dl_dir: Path, mirror: str = "") -> None:
+    """--offline: every source Buildroot will want is in its download dir or on the mirror."""
+    needed = mirrors.needed_files(info)
+    absent = [item for item in needed if not (dl_dir / item.rel).exists()]
+    if mirror:
+        absent = mirrors.missing_from(mirror, absent)
+    missing = [f"  {item.rel}  ({item.package})" for item in absent]
     if missing:
+        where = f"neither in {dl_dir} nor on the mirror {mirror}" if mirror else f"not in {dl_dir}"
         raise FwgenError(
-            f"offline, and {len(missing)} source(s) Buildroot needs are not in {dl_dir}:\n"
+            f"offline, and {len(missing)} source(s) Buildroot needs are {where}:\n"
             + "\n".join(missing),
-            "run once with network access (or --mirror URL), or copy a Buildroot download "
-            "directory there",
+            "on a machine with network access, export a mirror that holds them (fwgen mirror "
+            "BOARD -o DIR) and build with --mirror URL_OF_DIR --offline; or drop --offline",
         )
+    log.info(
+        "offline: all %d sources Buildroot needs are in %s%s",
+        len(needed),
+        dl_dir,
+        f" or on {mirror}" if mirror else "",
+    )
 
 
 def _rotate(path: Path) -> None:

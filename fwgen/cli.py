@@ -18,6 +18,7 @@ COMMANDS = [
     "fwgen.commands.build",
     "fwgen.commands.config",
     "fwgen.commands.fetch",
+    "fwgen.commands.mirror",
     "fwgen.commands.doctor",
     "fwgen.commands.patch",
     "fwgen.commands.smoke",

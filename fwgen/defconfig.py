@@ -166,6 +166,7 @@ def render(
     *,
     jobs: int = 0,
     primary_site: str = "",
+    primary_site_only: bool = False,
 ) -> str:
     """The Buildroot defconfig for `board` with one kernel variant, as text."""
     name = variant_name or board.default_kernel
@@ -193,6 +194,7 @@ def render(
         "headers_series": headers_series(variant.version),
         "dl_dir": locations.dl_dir,
         "primary_site": primary_site.rstrip("/"),
+        "primary_site_only": primary_site_only and bool(primary_site),
         "global_patch_dirs": [
             _existing(paths.br2_external_dir() / "patches", "kernels.patches", board),
             locations.hash_dir,

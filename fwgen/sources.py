@@ -22,6 +22,7 @@ import shutil
 import tarfile
 import tempfile
 import time
+import urllib.parse
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -68,15 +69,23 @@ def fetch(
 ) -> list[Path]:
     """Make every download present and verified in the cache; their paths, in order.
 
-    Mirrors (`mirrors`, then $FWGEN_MIRROR) are tried before each file's own URLs, as
-    `<mirror>/<file>`. Offline (`offline` or $FWGEN_OFFLINE=1), only the cache is used.
+    Mirrors (`mirrors`, then $FWGEN_MIRROR; http(s):// or file://) are tried before each
+    file's own URLs, as `<mirror>/<file>`. Offline (`offline` or $FWGEN_OFFLINE=1), nothing
+    but the cache and the mirrors is used: an air-gapped host's own mirror is not "network".
     """
-    if offline or _env_flag("FWGEN_OFFLINE"):
+    all_mirrors = mirror_list(mirrors)
+    if is_offline(offline) and not all_mirrors:
         return _from_cache_only(downloads)
-    all_mirrors = _mirror_list(mirrors)
     with requests.Session() as session:
         session.headers["User-Agent"] = f"fwgen/{__version__}"
-        return [_fetch_one(session, d, all_mirrors) for d in downloads]
+        return [
+            _fetch_one(session, d, all_mirrors, mirrors_only=is_offline(offline)) for d in downloads
+        ]
+
+
+def is_offline(offline: bool = False) -> bool:
+    """--offline, or $FWGEN_OFFLINE=1: the one place both are read."""
+    return offline or _env_flag("FWGEN_OFFLINE")
 
 
 def _env_flag(name: str) -> bool:
@@ -90,24 +99,37 @@ def _env_flag(name: str) -> bool:
     )
 
 
-def _mirror_list(mirrors: Sequence[str]) -> list[str]:
+def mirror_list(mirrors: Sequence[str] = ()) -> list[str]:
+    """The mirrors to use, in order: `mirrors` (--mirror), then $FWGEN_MIRROR; the one place
+    both are read. Each is an http(s):// or file:/// URL, without a trailing slash."""
     env = re.split(r"[\s,]+", os.environ.get("FWGEN_MIRROR", "").strip())
     result: list[str] = []
     for mirror in [*mirrors, *env]:
         if not mirror:
             continue
-        if not re.match(r"^https?://[^/\s]+", mirror):
+        if not re.match(r"^(https?://[^/\s]+|file:///\S*)", mirror):
             raise FwgenError(
-                f"mirror {mirror!r} is not an http(s) URL",
-                "give --mirror / FWGEN_MIRROR as http://host[:port]/path",
+                f"mirror {mirror!r} is neither an http(s) URL nor a file:/// URL",
+                "give --mirror / FWGEN_MIRROR as http://host[:port]/path or file:///abs/path",
             )
         if mirror.rstrip("/") not in result:
             result.append(mirror.rstrip("/"))
     return result
 
 
-def _candidate_urls(download: Download, mirrors: Sequence[str]) -> list[str]:
-    urls = [f"{m}/{download.file}" for m in mirrors] + list(download.urls)
+def local_path(url: str) -> Path | None:
+    """The file a file:/// URL names; None for other URLs."""
+    if not url.startswith("file://"):
+        return None
+    return Path(urllib.parse.unquote(urllib.parse.urlsplit(url).path))
+
+
+def _candidate_urls(
+    download: Download, mirrors: Sequence[str], *, mirrors_only: bool = False
+) -> list[str]:
+    urls = [f"{m}/{download.file}" for m in mirrors]
+    if not mirrors_only:
+        urls += list(download.urls)
     return list(dict.fromkeys(urls))
 
 
@@ -154,7 +176,13 @@ class _UrlFailed(Exception):
         self.retry = retry
 
 
-def _fetch_one(session: requests.Session, download: Download, mirrors: Sequence[str]) -> Path:
+def _fetch_one(
+    session: requests.Session,
+    download: Download,
+    mirrors: Sequence[str],
+    *,
+    mirrors_only: bool = False,
+) -> Path:
     final = cached_path(download)
     final.parent.mkdir(parents=True, exist_ok=True)
     with _locked(_lock_path(download_dir(), download.file), download.file):
@@ -162,17 +190,37 @@ def _fetch_one(session: requests.Session, download: Download, mirrors: Sequence[
             log.info(f"{download.file}: in the cache, sha256 verified")
             return final
         failures: list[tuple[str, str]] = []
-        for url in _candidate_urls(download, mirrors):
+        for url in _candidate_urls(download, mirrors, mirrors_only=mirrors_only):
             log.info(f"{download.file}: downloading {url}")
             try:
-                _download_with_retries(session, url, download, _part_path(final))
+                if (path := local_path(url)) is not None:
+                    _copy_local(path, url, download, _part_path(final))
+                else:
+                    _download_with_retries(session, url, download, _part_path(final))
             except _UrlFailed as e:
                 failures.append((url, e.reason))
                 continue
             os.replace(_part_path(final), final)
             log.info(f"{download.file}: downloaded from {url}, sha256 verified")
             return final
-    raise FwgenError(_failures_message(download, failures), _failures_hint(download))
+    message = _failures_message(download, failures)
+    if mirrors_only:
+        message = "offline: only the cache and the mirror(s) were tried.\n" + message
+    raise FwgenError(message, _failures_hint(download))
+
+
+def _copy_local(path: Path, url: str, download: Download, part: Path) -> None:
+    """A file:// mirror: copy the file into `part`, hashing it; the same checks as a download."""
+    try:
+        source = path.open("rb")
+    except OSError as e:
+        raise _UrlFailed(e.strerror or str(e), retry=False) from None
+    digest = hashlib.sha256()
+    with source, part.open("wb") as out:
+        while chunk := source.read(CHUNK_SIZE):
+            out.write(chunk)
+            digest.update(chunk)
+    _check_digest(download, url, part, digest.hexdigest(), resumed=False)
 
 
 def _part_path(final: Path) -> Path:

@@ -393,3 +393,99 @@ def test_full_disk_gets_its_own_hint(tmp_path):
     log = tmp_path / "build.log"
     log.write_text("cp: error writing 'x': No space left on device\n")
     assert "the disk is full" in brmake._failure_hint(log)
+
+
+# --- air-gapped builds: fwgen mirror, then --mirror URL --offline -------------------------------
+
+
+def _export(tmp_path: Path, *extra: str) -> Path:
+    out = tmp_path / "exported"
+    assert cli.main(["mirror", BOARD, "-o", str(out), *extra]) == 0
+    return out
+
+
+def test_mirror_exports_buildroots_sources_and_fwgens_tarballs_with_checksums(
+    data, tmp_path, capsys
+):
+    out = _export(tmp_path)
+    printed = capsys.readouterr().out
+    assert f"in {out}" in printed and "--offline" in printed
+    # Buildroot's download-directory layout, as its make source left it ...
+    assert (out / "busybox" / "busybox-1.37.0.tar.xz").read_text() == "fake source of busybox\n"
+    assert (out / "tar" / "tar-1.35.tar.xz").is_file()
+    # ... the kernel where Buildroot looks, and fwgen's own pinned tarballs at the top.
+    board = load_board(BOARD)
+    for download in (board.buildroot, board.kernel("4.0")):
+        assert fsutil.sha256_file(out / download.file) == download.sha256
+    assert fsutil.sha256_file(out / "linux" / "linux-4.0.tar.xz") == board.kernel("4.0").sha256
+    subprocess.run(["sha256sum", "--quiet", "-c", "SHA256SUMS"], cwd=out, check=True)
+    listed = {line.split("  ", 1)[1] for line in (out / "SHA256SUMS").read_text().splitlines()}
+    on_disk = {
+        p.relative_to(out).as_posix()
+        for p in out.rglob("*")
+        if p.is_file() and p.name not in ("SHA256SUMS", "fwgen-mirror.json", "README.txt")
+    }
+    assert listed == on_disk
+    index = json.loads((out / "fwgen-mirror.json").read_text())
+    assert index["board"] == BOARD and index["kernels"] == {"4.0": "4.0"}
+    assert index["files"]["busybox/busybox-1.37.0.tar.xz"]["packages"] == ["busybox"]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".exported")]
+
+
+def test_a_second_export_refreshes_the_mirror_and_a_foreign_directory_is_refused(
+    data, tmp_path, capsys
+):
+    out = _export(tmp_path)
+    (out / "stale-file").write_text("from an older export\n")
+    assert _export(tmp_path) == out
+    assert not (out / "stale-file").exists()
+    foreign = tmp_path / "photos"
+    foreign.mkdir()
+    (foreign / "cat.jpg").write_text("meow")
+    capsys.readouterr()
+    assert cli.main(["mirror", BOARD, "-o", str(foreign)]) == 2
+    assert "not a mirror fwgen exported" in capsys.readouterr().err
+    assert (foreign / "cat.jpg").read_text() == "meow"
+
+
+def test_an_offline_build_from_an_exported_mirror_uses_only_that_mirror(
+    data, tmp_path, monkeypatch, capsys
+):
+    out = _export(tmp_path)
+    # The build host: an empty cache, no network; only the exported directory.
+    monkeypatch.setenv("FWGEN_CACHE_DIR", str(tmp_path / "offline-cache"))
+    url = f"file://{out}"
+    assert _build("--mirror", url, "--offline") == 0
+    config = (_out(tmp_path) / ".config").read_text()
+    assert f'BR2_PRIMARY_SITE="{url}"\n' in config
+    assert "BR2_PRIMARY_SITE_ONLY=y\n" in config
+    assert "offline: all " in capsys.readouterr().err
+
+
+def test_an_offline_build_names_the_file_the_mirror_lacks(data, tmp_path, monkeypatch, capsys):
+    out = _export(tmp_path)
+    (out / "busybox" / "busybox-1.37.0.tar.xz").unlink()
+    (out / "busybox-1.37.0.tar.xz").unlink(missing_ok=True)
+    monkeypatch.setenv("FWGEN_CACHE_DIR", str(tmp_path / "offline-cache"))
+    capsys.readouterr()
+    assert _build("--mirror", f"file://{out}", "--offline") == 2
+    err = capsys.readouterr().err
+    assert "busybox/busybox-1.37.0.tar.xz  (busybox)" in err
+    assert "fwgen mirror" in err
+    assert "all" not in _calls(tmp_path)  # nothing was built
+
+
+def test_an_offline_build_checks_an_http_mirror_too(data, tmp_path, monkeypatch, capsys):
+    from tests.test_sources_server import running
+
+    out = _export(tmp_path)
+    monkeypatch.setenv("FWGEN_CACHE_DIR", str(tmp_path / "offline-cache"))
+    with running() as server:
+        for path in out.rglob("*"):
+            if path.is_file() and "busybox" not in path.name:
+                server.route("/m/" + path.relative_to(out).as_posix(), path.read_bytes())
+        capsys.readouterr()
+        assert _build("--mirror", f"{server.base}/m", "--offline") == 2
+        err = capsys.readouterr().err
+        assert "1 source(s) Buildroot needs" in err and "busybox-1.37.0.tar.xz" in err
+        assert [r.method for r in server.log if "busybox" in r.path] == ["HEAD", "HEAD"]

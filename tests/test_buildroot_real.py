@@ -373,9 +373,10 @@ def test_fwgen_build_runs_real_buildroot_up_to_its_first_download(
     assert f"full log: {out / 'fwgen' / 'build.log'}" in err
     # The kconfig stage waits for the toolchain Buildroot builds; it never got that far.
     assert not (out / "fwgen" / "linux.config").exists()
-    assert f"sha256  {actual}  linux-4.0.tar.xz" in (
-        out / "fwgen" / "hashes" / "linux" / "linux.hash"
-    ).read_text()
+    assert (
+        f"sha256  {actual}  linux-4.0.tar.xz"
+        in (out / "fwgen" / "hashes" / "linux" / "linux.hash").read_text()
+    )
     assert (out / "build" / "host-skeleton" / ".stamp_installed").exists()
     state = json.loads((out / "fwgen" / "state.json").read_text())
     assert state["complete"] is False

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -298,9 +299,38 @@ def test_env_mirrors_come_after_given_ones_and_missing_files_fall_through(
     assert asked == [f"/m0/{NAME}", f"/m1/{NAME}", f"/m2/{NAME}"]
 
 
-def test_mirror_must_be_http() -> None:
-    with pytest.raises(FwgenError, match="not an http"):
+def test_mirror_must_be_http_or_file() -> None:
+    with pytest.raises(FwgenError, match="neither an http"):
         sources.fetch([pin("http://127.0.0.1:9/x")], mirrors=["/srv/mirror"])
+
+
+def test_a_file_url_mirror_is_copied_and_verified(tmp_path: Path) -> None:
+    mirror = tmp_path / "mirror dir"
+    mirror.mkdir()
+    (mirror / NAME).write_bytes(DATA)
+    url = "file://" + urllib.parse.quote(str(mirror))
+    got = sources.fetch([pin("http://127.0.0.1:9/never/" + NAME)], mirrors=[url])[0]
+    assert_verified(got)
+    (mirror / NAME).write_bytes(DATA + b"x")
+    final_path().unlink()
+    with pytest.raises(FwgenError, match="sha256 mismatch") as e:
+        sources.fetch([pin("http://127.0.0.1:9/never/" + NAME)], mirrors=[url])
+    assert str(mirror) in str(e.value) or url in str(e.value)
+    assert not final_path().exists()
+
+
+def test_offline_with_a_mirror_uses_the_mirror_and_never_the_upstream_urls(
+    server: FaultServer,
+) -> None:
+    server.route("/mirror/" + NAME, DATA)
+    upstream = server.route("/upstream/" + NAME, DATA)
+    got = sources.fetch([pin(upstream)], mirrors=[server.base + "/mirror"], offline=True)
+    assert_verified(got[0])
+    final_path().unlink()
+    with pytest.raises(FwgenError) as e:
+        sources.fetch([pin(upstream)], mirrors=[server.base + "/empty"], offline=True)
+    assert "offline: only the cache and the mirror(s) were tried" in str(e.value)
+    assert server.requests_for("/upstream/" + NAME) == []
 
 
 # --- offline -------------------------------------------------------------------------------------

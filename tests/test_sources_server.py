@@ -46,6 +46,7 @@ class Logged:
     range: str | None
     status: int = 0
     body_bytes: int = 0
+    method: str = "GET"
 
 
 @dataclass
@@ -106,8 +107,8 @@ class FaultServer:
     def _serve(self, conn: socket.socket) -> None:
         conn.settimeout(STOP_WAIT)
         try:
-            path, range_header = _read_request(conn)
-            entry = Logged(path, range_header)
+            method, path, range_header = _read_request(conn)
+            entry = Logged(path, range_header, method=method)
             with self._lock:
                 self.log.append(entry)
                 route = self._routes.get(path)
@@ -136,7 +137,8 @@ class FaultServer:
             extra = f"Content-Range: bytes {shown}-{len(data) - 1}/{len(data)}\r\n"
         entry.status = 206 if extra else 200
         _send_head(conn, entry.status, len(body), extra)
-        self._send_body(conn, entry, body, reply)
+        if entry.method != "HEAD":
+            self._send_body(conn, entry, body, reply)
 
     def _send_body(self, conn: socket.socket, entry: Logged, body: bytes, reply: Reply) -> None:
         if reply.kind in ("reset", "short", "hold"):
@@ -173,7 +175,7 @@ class FaultServer:
         self._send(conn, entry, body)
 
 
-def _read_request(conn: socket.socket) -> tuple[str, str | None]:
+def _read_request(conn: socket.socket) -> tuple[str, str, str | None]:
     head = b""
     while b"\r\n\r\n" not in head:
         data = conn.recv(65536)
@@ -181,9 +183,9 @@ def _read_request(conn: socket.socket) -> tuple[str, str | None]:
             raise ConnectionError("client closed before sending a request")
         head += data
     lines = head.split(b"\r\n\r\n", 1)[0].decode("latin-1").split("\r\n")
-    path = lines[0].split()[1]
+    method, path = lines[0].split()[:2]
     headers = {k.strip().lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:])}
-    return path, headers.get("range")
+    return method, path, headers.get("range")
 
 
 def _range_start(value: str | None) -> int:

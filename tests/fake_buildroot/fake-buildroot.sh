@@ -7,6 +7,7 @@
 #   FAKE_BR_KCONFIG_DROP=<CONFIG_X>  the kernel's final .config lacks that line
 #   FAKE_BR_NO_IMAGE=<file>      the build does not write that image
 #   FAKE_BR_SLEEP=<seconds>      sleep in every Building step (for Ctrl-C tests)
+# `source` fills BR2_DL_DIR (see download_sources).
 # Every goal is appended to $O/fake-calls.log.
 set -euo pipefail
 
@@ -134,8 +135,33 @@ build_toolchain() {
 	chmod +x "${out}/host/bin/arm-buildroot-linux-gnueabihf-gcc"
 }
 
+# `make source`: each package's file appears in BR2_DL_DIR, "downloaded" from BR2_PRIMARY_SITE
+# when that is a file:// directory holding it, else made up (upstream); with
+# BR2_PRIMARY_SITE_ONLY=y a file the site lacks is an error, as in Buildroot.
+download_sources() {
+	local dl site name version type base file
+	dl="$(config_value BR2_DL_DIR)"
+	site="$(config_value BR2_PRIMARY_SITE)"
+	while IFS=: read -r name version type; do
+		base="${name#host-}"
+		file="${base}/${base}-${version:-custom}.tar.xz"
+		[ -f "${dl}/${file}" ] && continue
+		bold "${name} ${version} Downloading"
+		mkdir -p "${dl}/${base}"
+		if [ -n "${site}" ] && [ -f "${site#file://}/${file}" ]; then
+			cp "${site#file://}/${file}" "${dl}/${file}"
+		elif [ "$(config_value BR2_PRIMARY_SITE_ONLY)" = y ]; then
+			echo "fake: ${file} is not on ${site}" >&2
+			exit 2
+		else
+			echo "fake source of ${name}" >"${dl}/${file}"
+		fi
+	done < <(packages)
+}
+
 case "${goal}" in
 toolchain) build_toolchain ;;
+source) download_sources ;;
 defconfig)
 	[ -n "${BR2_DEFCONFIG:-}" ] || { echo "fake: defconfig needs BR2_DEFCONFIG" >&2; exit 2; }
 	[ -f "${BR2_EXTERNAL}/external.desc" ] || { echo "fake: BR2_EXTERNAL has no external.desc" >&2; exit 2; }
