@@ -127,6 +127,15 @@ class BuildrootSpec(Download):
         return paths.data_root() / self.genimage_config if self.genimage_config else None
 
 
+def _license_files(value: dict[str, str]) -> str | None:
+    for name, digest in value.items():
+        if not re.match(r"^[A-Za-z0-9._/+-]+$", name) or ".." in name.split("/"):
+            return f"{name!r} is not a path inside the kernel source"
+        if problem := sha256_hex(digest):
+            return f"{name}: {problem}"
+    return None
+
+
 @dataclass(frozen=True)
 class KernelVariant(Download):
     version: str = field(check=non_empty)
@@ -136,9 +145,10 @@ class KernelVariant(Download):
     fragment: str = field(check=_relative_path)
     requirements: tuple[str, ...] = field(check=_requirements)
     description: str = ""
-    # BR2_LINUX_KERNEL_LICENSE_FILES for `make legal-info`; empty: Buildroot's default list
-    # (COPYING and LICENSES/..., which kernels before 4.16 do not have).
-    license_files: tuple[str, ...] = ()
+    # License file -> its sha256: BR2_LINUX_KERNEL_LICENSE_FILES for `make legal-info`, whose
+    # hash check fwgen feeds from here. Empty: Buildroot's default list (COPYING and
+    # LICENSES/..., which kernels before 4.16 do not have) and Buildroot's own hashes.
+    license_files: dict[str, str] = field(default_factory=dict, check=_license_files)
 
     def patches_dir(self) -> Path:
         return paths.data_root() / self.patches

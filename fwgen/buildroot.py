@@ -443,8 +443,8 @@ def describe(prepared: Prepared, notes: Sequence[str] = ()) -> str:
         lines.append(f"  {file}: {status}")
     lines.append(f"  kernel tarball for Buildroot: {p.locations.dl_dir / 'linux' / p.variant.file}")
     lines.append(
-        f"  kernel pin for Buildroot: {p.locations.hash_dir / 'linux' / 'linux.hash'} "
-        f"(sha256 {p.variant.sha256}, from {p.board.source.name})"
+        f"  Buildroot's global patch dir: {p.locations.patch_dir} (the series of "
+        f"{p.variant.patches} and the pin sha256 {p.variant.sha256}, from {p.board.source.name})"
     )
     reconfigure = _dry_run_kernel_config(p)
     lines.append(f"  Buildroot defconfig: {p.defconfig_path}")
@@ -549,7 +549,7 @@ def run(prepared: Prepared, options: BuildOptions) -> BuildResult:
     for line in p.plan.describe():
         log.info("plan: %s", line)
     place_kernel_tarball(p.kernel_tarball, p.locations.dl_dir)
-    defconfig.write_kernel_hashes(p.locations.hash_dir, p.board, p.variant_name)
+    defconfig.write_global_patch_dir(p.locations.patch_dir, p.board, p.variant_name)
     defconfig.write_if_changed(p.defconfig_path, p.defconfig_text)
     make = brmake.Make(p.tree, p.output)
     steps_log = fw / "steps.log"

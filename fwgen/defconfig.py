@@ -14,12 +14,13 @@ changed (an unknown symbol, an unmet dependency, a choice that went elsewhere) i
 from __future__ import annotations
 
 import re
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 import jinja2
 
-from fwgen import __version__, fsutil, paths
+from fwgen import __version__, fsutil, patches, paths
 from fwgen.board import KERNEL_IMAGES, Board
 from fwgen.errors import FwgenError
 
@@ -37,7 +38,7 @@ class Locations:
     kernel_config: Path  # the kconfig stage's full .config (BR2_LINUX_KERNEL_CUSTOM_CONFIG_FILE)
     dl_dir: Path  # BR2_DL_DIR
     ccache_dir: Path  # BR2_CCACHE_DIR
-    hash_dir: Path  # the kernel's .hash files, written from the recipe's pin (a global patch dir)
+    patch_dir: Path  # BR2_GLOBAL_PATCH_DIR: the recipe's series and kernel hashes (written)
 
     @classmethod
     def for_output(cls, output: Path) -> Locations:
@@ -46,7 +47,7 @@ class Locations:
             kernel_config=fwgen_dir(output) / "linux.config",
             dl_dir=buildroot_dl_dir(),
             ccache_dir=paths.cache_dir() / "ccache",
-            hash_dir=fwgen_dir(output) / "hashes",
+            patch_dir=fwgen_dir(output) / "global-patch-dir",
         )
 
 
@@ -60,27 +61,52 @@ def buildroot_dl_dir() -> Path:
     return paths.cache_dir() / "buildroot-dl"
 
 
-def kernel_hash_files(board: Board, variant_name: str) -> dict[str, str]:
-    """The kernel tarball's pin as Buildroot hash files: relative path -> content.
+def global_patch_files(board: Board, variant_name: str) -> dict[str, bytes]:
+    """BR2_GLOBAL_PATCH_DIR's content for one kernel variant: relative path -> bytes.
 
-    The recipe is the only place the pin is written down; Buildroot reads it from these
-    files (in a global patch directory) for BR2_DOWNLOAD_FORCE_CHECK_HASHES=y, as
-    `linux/linux.hash` and, for the toolchain's headers (BR2_KERNEL_HEADERS_AS_KERNEL),
-    `linux-headers/linux-headers.hash`. Buildroot checks every hash file it finds for a file,
-    so the pin must not appear anywhere else with another value.
+    Everything comes from the recipe, so Buildroot applies and checks exactly what the
+    recipe says, wherever its files live:
+    - `linux/<version>/`: the variant's patch series (copies) with a `series` file giving
+      their order (patches.series() decides it, as for every other stage);
+    - `linux/linux.hash`, and for the toolchain's headers (BR2_KERNEL_HEADERS_AS_KERNEL)
+      `linux-headers/linux-headers.hash`: the pinned kernel tarball and the license files.
+      Buildroot checks every hash file it finds for a file (its own too), so a pin must not
+      appear anywhere else with another value.
     """
     variant = board.kernel(variant_name)
-    text = (
-        f"# Written by fwgen from {_recipe_label(board)} (kernel variant {variant_name}): "
-        "its pinned kernel tarball.\n"
-        f"sha256  {variant.sha256}  {variant.file}\n"
-    )
-    return {"linux/linux.hash": text, "linux-headers/linux-headers.hash": text}
+    series = patches.series(variant.patches_dir())
+    files = {f"linux/{variant.version}/{p.name}": p.read_bytes() for p in series}
+    files[f"linux/{variant.version}/series"] = "".join(f"{p.name}\n" for p in series).encode()
+    lines = [
+        f"# Written by fwgen from {_recipe_label(board)}, kernel variant {variant_name}: the",
+        "# pinned tarball and the license files (BR2_LINUX_KERNEL_LICENSE_FILES).",
+        f"sha256  {variant.sha256}  {variant.file}",
+        *(f"sha256  {digest}  {name}" for name, digest in variant.license_files.items()),
+    ]
+    hashes = ("\n".join(lines) + "\n").encode()
+    files["linux/linux.hash"] = hashes
+    files["linux-headers/linux-headers.hash"] = hashes
+    return files
 
 
-def write_kernel_hashes(hash_dir: Path, board: Board, variant_name: str) -> None:
-    for rel, text in kernel_hash_files(board, variant_name).items():
-        write_if_changed(Path(hash_dir) / rel, text)
+def write_global_patch_dir(root: Path, board: Board, variant_name: str) -> None:
+    """Make `root` hold exactly global_patch_files(); unchanged files keep their mtime."""
+    wanted = global_patch_files(board, variant_name)
+    root = Path(root)
+    if root.is_dir():
+        for path in sorted(root.rglob("*"), reverse=True):
+            rel = path.relative_to(root).as_posix()
+            if path.is_dir() and not path.is_symlink():
+                if not any(name.startswith(rel + "/") for name in wanted):
+                    shutil.rmtree(path)
+            elif rel not in wanted:
+                path.unlink()
+    for rel, data in wanted.items():
+        target = root / rel
+        if target.is_file() and target.read_bytes() == data:
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fsutil.write_atomic(target, data, mode=0o644)
 
 
 def headers_series(kernel_version: str) -> str:
@@ -177,7 +203,7 @@ def render(
     for key, value in (
         ("dl_dir", locations.dl_dir),
         ("kernel_config", locations.kernel_config),
-        ("hash_dir", locations.hash_dir),
+        ("patch_dir", locations.patch_dir),
     ):
         if not Path(value).is_absolute():
             raise ValueError(f"{key} must be absolute, got {value}")
@@ -195,10 +221,7 @@ def render(
         "dl_dir": locations.dl_dir,
         "primary_site": primary_site.rstrip("/"),
         "primary_site_only": primary_site_only and bool(primary_site),
-        "global_patch_dirs": [
-            _existing(paths.br2_external_dir() / "patches", "kernels.patches", board),
-            locations.hash_dir,
-        ],
+        "global_patch_dir": locations.patch_dir,
         "ccache_dir": locations.ccache_dir,
         "jobs": jobs,
         "getty_port": br.getty_port,
@@ -209,7 +232,7 @@ def render(
         "post_image_args": post_image_args(board, name) if post_image else "",
         "kernel_version": variant.version,
         "kernel_config": locations.kernel_config,
-        "license_files": variant.license_files,
+        "license_files": list(variant.license_files),
         "kernel_image_symbol": KERNEL_IMAGES[br.kernel_image],
         "device_tree": variant.device_tree,
         "extra": br.extra,
@@ -221,7 +244,7 @@ def render(
     for value in context.values():
         if isinstance(value, Path):
             _plain_path(value)
-    for path in [*context["overlays"], *context["global_patch_dirs"]]:
+    for path in context["overlays"]:
         _plain_path(Path(path))
     return _environment().get_template(TEMPLATE).render(context)
 

@@ -107,7 +107,7 @@ def _make_source(
         )
         fw = defconfig.fwgen_dir(output)
         defconfig.write_if_changed(fw / "defconfig", text)
-        defconfig.write_kernel_hashes(locations.hash_dir, board, variant_name)
+        defconfig.write_global_patch_dir(locations.patch_dir, board, variant_name)
         make = brmake.Make(tree, output)
         steps_log = fw / "steps.log"
         make.run(

@@ -83,7 +83,9 @@ device_tree = "vexpress-v2p-ca9"
 patches = "br2-external/patches/linux/4.0"
 fragment = "board/vexbr/linux.fragment"
 requirements = ["SYSCTL=y", "PROC_SYSCTL=y", "MODULES=y", "MODULE_UNLOAD=y"]
-license_files = ["./COPYING"]
+
+[kernels."4.0".license_files]
+"./COPYING" = "af8067302947c01fd9eee72befa54c7e3ef8a48fecde7fd71277f2290b2bf0f7"
 
 [qemu]
 machine = "vexpress-a9"

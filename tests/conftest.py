@@ -10,6 +10,18 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The full-build tier runs only when asked for (scripts/test --full-build)."""
+    if os.environ.get("FWGEN_TEST_FULL_BUILD") == "1":
+        return
+    skip = pytest.mark.skip(
+        reason="the full-build tier (an hour or more per kernel): run scripts/test --full-build"
+    )
+    for item in items:
+        if item.get_closest_marker("fullbuild"):
+            item.add_marker(skip)
+
+
 @pytest.fixture(autouse=True)
 def isolated_env(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch):
     for name in list(os.environ):

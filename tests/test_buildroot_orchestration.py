@@ -105,13 +105,13 @@ def test_the_rendered_defconfig_reaches_buildroot_as_is(data, tmp_path):
     config = (_out(tmp_path) / ".config").read_text()
     assert "BR2_JLEVEL=3\n" in config
     assert 'BR2_PRIMARY_SITE="http://mirror.invalid/src"\n' in config
-    hashes = _out(tmp_path) / "fwgen" / "hashes"
-    patch_dirs = f"{data / 'br2-external' / 'patches'} {hashes}"
-    assert f'BR2_GLOBAL_PATCH_DIR="{patch_dirs}"\n' in config
-    # The kernel pin reaches Buildroot's hash check from the recipe, and from nowhere else.
+    patch_dir = _out(tmp_path) / "fwgen" / "global-patch-dir"
+    assert f'BR2_GLOBAL_PATCH_DIR="{patch_dir}"\n' in config
+    # The series and the kernel pin reach Buildroot from the recipe, and from nowhere else.
     pin = load_board(BOARD).kernel("4.0").sha256
     for rel in ("linux/linux.hash", "linux-headers/linux-headers.hash"):
-        assert f"sha256  {pin}  linux-4.0.tar.xz\n" in (hashes / rel).read_text()
+        assert f"sha256  {pin}  linux-4.0.tar.xz\n" in (patch_dir / rel).read_text()
+    assert (patch_dir / "linux" / "4.0" / "series").read_text() == "0001-test.patch\n"
 
 
 def test_a_second_run_with_nothing_changed_is_a_plain_make(data, tmp_path, capsys):

@@ -107,11 +107,11 @@ def _configure(tree: Path, out: Path, variant: str, dl: Path, board: Board | Non
         kernel_config=out / "fwgen" / "linux.config",
         dl_dir=dl,
         ccache_dir=out / "ccache",
-        hash_dir=out / "fwgen" / "hashes",
+        patch_dir=out / "fwgen" / "global-patch-dir",
     )
     text = defconfig.render(board, variant, locations)
     (out / "fwgen").mkdir(parents=True)
-    defconfig.write_kernel_hashes(locations.hash_dir, board, variant)
+    defconfig.write_global_patch_dir(locations.patch_dir, board, variant)
     locations.kernel_config.write_text("# placeholder: not read before linux-configure\n")
     rendered = out / "fwgen" / "defconfig"
     rendered.write_text(text)
@@ -143,18 +143,16 @@ def test_show_info_lists_kernel_40_with_the_series_and_the_module(br_tree, tmp_p
     variant = load_board("vexpress").kernel("4.0")
     series = patches.series(variant.patches_dir())
     assert series, f"{variant.patches_dir()} holds no patches"
-    assert set(linux["patches"]) == {str(p) for p in series}
-    ext_hash = str(paths.br2_external_dir() / "patches" / "linux" / "linux.hash")
-    pin_hash = str(out / "fwgen" / "hashes" / "linux" / "linux.hash")
-    assert linux["hashes"] == ["linux/linux.hash", ext_hash, pin_hash]
+    patch_dir = out / "fwgen" / "global-patch-dir"
+    # show-info names paths inside the output directory relative to it.
+    listed = {str(out / p) if not p.startswith("/") else p for p in linux["patches"]}
+    assert listed == {str(patch_dir / "linux" / "4.0" / p.name) for p in series}
+    assert linux["hashes"] == ["linux/linux.hash", str(patch_dir / "linux" / "linux.hash")]
     assert linux["license_files"] == ["./COPYING"]
     headers = info["linux-headers"]
     assert headers["version"] == "4.0"
     assert headers["patches"] == []  # the series is under linux/4.0/, which headers ignore
-    assert headers["hashes"][-2:] == [
-        str(paths.br2_external_dir() / "patches" / "linux-headers" / "linux-headers.hash"),
-        str(out / "fwgen" / "hashes" / "linux-headers" / "linux-headers.hash"),
-    ]
+    assert headers["hashes"][-1] == str(patch_dir / "linux-headers" / "linux-headers.hash")
     module = info["usermodehelper-demo"]
     assert module["package_dir"] == str(
         paths.br2_external_dir() / "package" / "usermodehelper-demo"
@@ -226,7 +224,7 @@ def test_linux_patch_applies_the_series_with_buildroots_machinery(
     assert "linux-4.0.tar.xz: OK (sha256:" in log  # Buildroot checked fwgen's hash file
     assert "Downloading" not in log
     series = patches.series(load_board("vexpress").kernel("4.0").patches_dir())
-    applied = re.findall(r"^Applying (\S+) using patch", log, re.M)
+    applied = re.findall(r"^Applying (\S+) using series", log, re.M)
     assert applied == [p.name for p in series]
     build = out / "build" / "linux-4.0"
     assert (build / ".stamp_patched").exists()

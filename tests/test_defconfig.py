@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from fwgen import defconfig, paths
+from fwgen import defconfig, patches, paths
 from fwgen.board import load_board, load_board_file
 from fwgen.errors import FwgenError
 from fwgen.recipe import RecipeError
@@ -69,8 +69,7 @@ def test_paths_are_absolute_and_come_from_fwgen_paths(isolated_env, tmp_path):
     assert values["BR2_DL_DIR"] == f'"{cache / "buildroot-dl"}"'
     assert values["BR2_CCACHE_DIR"] == f'"{cache / "ccache"}"'
     assert values["BR2_LINUX_KERNEL_CUSTOM_CONFIG_FILE"] == f'"{out / "fwgen" / "linux.config"}"'
-    patch_dirs = f"{paths.br2_external_dir() / 'patches'} {out / 'fwgen' / 'hashes'}"
-    assert values["BR2_GLOBAL_PATCH_DIR"] == f'"{patch_dirs}"'
+    assert values["BR2_GLOBAL_PATCH_DIR"] == f'"{out / "fwgen" / "global-patch-dir"}"'
     assert values["BR2_ROOTFS_OVERLAY"] == f'"{paths.overlays_dir() / "common"}"'
     script = paths.boards_dir() / "vexpress" / "post-image.sh"
     assert values["BR2_ROOTFS_POST_IMAGE_SCRIPT"] == f'"{script}"'
@@ -249,45 +248,54 @@ def _hashes_text(text: str) -> dict[str, str]:
     return out
 
 
-def test_the_kernel_pin_has_one_owner_the_recipe():
+def test_the_global_patch_dir_holds_the_recipes_series_pin_and_license_hashes():
     board = load_board("vexpress")
     for name, variant in board.kernels.items():
-        files = defconfig.kernel_hash_files(board, name)
-        assert set(files) == {"linux/linux.hash", "linux-headers/linux-headers.hash"}
-        for text in files.values():
-            assert _hashes_text(text) == {variant.file: variant.sha256}
-    # br2-external's static hash files name no tarball, so no second value can disagree.
-    for static in (
-        EXTERNAL / "patches" / "linux" / "linux.hash",
-        EXTERNAL / "patches" / "linux-headers" / "linux-headers.hash",
-    ):
-        assert not [name for name in _hashes(static) if name.endswith((".tar.xz", ".tar.gz"))]
+        files = defconfig.global_patch_files(board, name)
+        series = patches.series(variant.patches_dir())
+        version_dir = f"linux/{variant.version}"
+        for patch in series:
+            assert files[f"{version_dir}/{patch.name}"] == patch.read_bytes()
+        assert files[f"{version_dir}/series"].decode().split() == [p.name for p in series]
+        hashes = files["linux/linux.hash"]
+        assert files["linux-headers/linux-headers.hash"] == hashes
+        assert _hashes_text(hashes.decode()) == {
+            variant.file: variant.sha256,
+            **variant.license_files,
+        }
+    # The 4.0 COPYING (see tests in test_buildroot_real.py for why "./COPYING").
+    assert board.kernel("4.0").license_files == {
+        "./COPYING": "af8067302947c01fd9eee72befa54c7e3ef8a48fecde7fd71277f2290b2bf0f7"
+    }
+    # No other hash file in the external tree can disagree with the recipe.
+    assert not list(EXTERNAL.rglob("*.hash"))
 
 
-def test_written_hash_files_follow_a_swapped_pin(tmp_path):
+def test_the_written_patch_dir_follows_the_recipe_and_drops_what_it_no_longer_has(tmp_path):
     board = load_board("vexpress")
-    swapped = dataclasses.replace(board.kernel("4.0"), sha256="f" * 64)
+    variant = board.kernel("4.0")
+    series = tmp_path / "series"
+    series.mkdir()
+    for patch in patches.series(variant.patches_dir())[:2]:
+        (series / patch.name).write_bytes(patch.read_bytes())
+    swapped = dataclasses.replace(variant, sha256="f" * 64, patches=str(series))
     other = dataclasses.replace(board, kernels={**board.kernels, "4.0": swapped})
     object.__setattr__(other, "name", board.name)
     object.__setattr__(other, "source", board.source)
-    defconfig.write_kernel_hashes(tmp_path, other, "4.0")
-    text = (tmp_path / "linux" / "linux.hash").read_text()
-    assert _hashes_text(text) == {"linux-4.0.tar.xz": "f" * 64}
-    assert (tmp_path / "linux-headers" / "linux-headers.hash").read_text() == text
-
-
-def test_license_files_have_hashes_for_every_kernel():
-    linux = EXTERNAL / "patches" / "linux" / "linux.hash"
-    headers = EXTERNAL / "patches" / "linux-headers" / "linux-headers.hash"
-    # A plain copy (a wheel build would turn a symlink into one anyway).
-    assert not headers.is_symlink() and not linux.is_symlink()
-    assert headers.read_bytes() == linux.read_bytes()
-    hashes = _hashes(linux)
-    for variant in load_board("vexpress").kernels.values():
-        for name in variant.license_files or ("COPYING",):
-            assert name in hashes, name
-    # The 4.0 COPYING (see tests in test_buildroot_real.py for why "./COPYING").
-    assert hashes["./COPYING"] == "af8067302947c01fd9eee72befa54c7e3ef8a48fecde7fd71277f2290b2bf0f7"
+    out = tmp_path / "global-patch-dir"
+    defconfig.write_global_patch_dir(out, board, "4.0")
+    kept = out / "linux" / "4.0" / sorted(series.iterdir())[0].name
+    before = kept.stat().st_mtime_ns
+    time.sleep(0.01)
+    defconfig.write_global_patch_dir(out, other, "4.0")
+    written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+    assert written == sorted(
+        [f"linux/4.0/{p.name}" for p in series.iterdir()]
+        + ["linux/4.0/series", "linux/linux.hash", "linux-headers/linux-headers.hash"]
+    )
+    assert kept.stat().st_mtime_ns == before  # unchanged content, untouched file
+    text = (out / "linux" / "linux.hash").read_text()
+    assert _hashes_text(text)["linux-4.0.tar.xz"] == "f" * 64
 
 
 def test_board_files_exist_and_post_image_is_executable():
