@@ -373,7 +373,7 @@ def test_fwgen_build_runs_real_buildroot_up_to_its_first_download(
     assert not (out / "fwgen" / "linux.config").exists()
     assert (
         f"sha256  {actual}  linux-4.0.tar.xz"
-        in (out / "fwgen" / "hashes" / "linux" / "linux.hash").read_text()
+        in (out / "fwgen" / "global-patch-dir" / "linux" / "linux.hash").read_text()
     )
     assert (out / "build" / "host-skeleton" / ".stamp_installed").exists()
     state = json.loads((out / "fwgen" / "state.json").read_text())
