@@ -1,0 +1,170 @@
+"""Full-build benchmark: fwgen's Buildroot build against a plain `make` of the same defconfig.
+
+    python bench/bench_full_build.py --recipe RECIPE [--kernel 4.0] --work DIR
+        [--buildroot-src TREE] [--mirror URL] [--ccache warm|cold]
+
+Side by side, in one run, on the same host:
+1. full build: `fwgen build` into DIR/fwgen, then Buildroot's own `make` of the defconfig
+   fwgen rendered (the same file, unchanged) into DIR/plain; wall times and their ratio
+   (goal: fwgen's overhead <= 3%). `--ccache cold` empties the ccache directory before each
+   (both compile everything); `warm` (default) keeps it, so both get the same hits;
+2. no-op: the same `fwgen build` again (goal <= 10 s);
+3. a one-line change to the feature patch: `fwgen build` (its plan) against Buildroot's own
+   `make linux-dirclean all` in DIR/plain (goal: ratio <= 1.0), and whether both zImages are
+   the same bytes.
+
+RECIPE must be a copy of a board recipe whose patch series may be edited (the full-build
+tier's DIR/data/board/vexpress/board.toml is one); fwgen's checkout is never modified.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from fwgen import brmake, fsutil, patches, paths  # noqa: E402
+from fwgen.board import load_board  # noqa: E402
+
+EDIT_FROM = "mykthread: cannot run"
+
+
+def run(cmd: list[str], log: Path, env: dict[str, str] | None = None) -> float:
+    start = time.monotonic()
+    with log.open("w") as out:
+        code = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, env=env).returncode
+    if code != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed ({code}); see {log}")
+    return time.monotonic() - start
+
+
+def ccache_dir(defconfig: Path) -> Path:
+    match = re.search(r'^BR2_CCACHE_DIR="([^"]+)"$', defconfig.read_text(), re.M)
+    if not match:
+        raise SystemExit(f"{defconfig}: no BR2_CCACHE_DIR")
+    return Path(match.group(1))
+
+
+def edit_patch(recipe_kernel_series: Path, round_no: int) -> None:
+    edited = False
+    for patch in patches.series(recipe_kernel_series):
+        text = patch.read_text()
+        new = re.sub(
+            r"mykthread(?: \(bench edit \d+\))?: cannot run",
+            f"mykthread (bench edit {round_no}): cannot run",
+            text,
+        )
+        if new != text:
+            patch.write_text(new)
+            edited = True
+    if not edited:
+        raise SystemExit(f"no patch in {recipe_kernel_series} has {EDIT_FROM!r}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--recipe", required=True, type=Path)
+    parser.add_argument("--kernel", default="4.0")
+    parser.add_argument("--work", required=True, type=Path)
+    parser.add_argument("--buildroot-src", type=Path)
+    parser.add_argument("--mirror", default="")
+    parser.add_argument("--ccache", choices=("warm", "cold"), default="warm")
+    args = parser.parse_args()
+
+    board = load_board(str(args.recipe))
+    variant = board.kernel(args.kernel)
+    work = args.work.resolve()
+    logs = work / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    out = work / "fwgen" / f"{board.name}-{args.kernel}"
+    plain = work / "plain"
+    fwgen = [
+        sys.executable,
+        "-m",
+        "fwgen",
+        "--quiet",
+        "build",
+        str(args.recipe.resolve()),
+        "--kernel",
+        args.kernel,
+        "-o",
+        str(work / "fwgen"),
+    ]
+    if args.buildroot_src:
+        fwgen += ["--buildroot-src", str(args.buildroot_src.resolve())]
+    if args.mirror:
+        fwgen += ["--mirror", args.mirror]
+
+    # 1. full builds, side by side
+    shutil.rmtree(out, ignore_errors=True)
+    shutil.rmtree(plain, ignore_errors=True)
+    defconfig = out / "fwgen" / "defconfig"
+    if args.ccache == "cold":
+        shutil.rmtree(paths.cache_dir() / "ccache", ignore_errors=True)
+    t_fwgen = run(fwgen, logs / "full-fwgen.log")
+    tree = Path(
+        re.search(
+            r"^\$ make --no-print-directory -C (\S+)",
+            (out / "fwgen" / "build.log").read_text(),
+            re.M,
+        ).group(1)
+    )
+    make = brmake.Make(tree, plain / "out")
+    env = brmake.make_env()
+    plain.mkdir(parents=True)
+    shutil.copy2(defconfig, plain / "defconfig")
+    if args.ccache == "cold":
+        shutil.rmtree(ccache_dir(defconfig), ignore_errors=True)
+    t_plain = run(
+        make.command(
+            "defconfig",
+            args=[
+                f"BR2_EXTERNAL={paths.br2_external_dir()}",
+                f"BR2_DEFCONFIG={plain / 'defconfig'}",
+            ],
+        ),
+        logs / "full-plain-defconfig.log",
+        env,
+    )
+    t_plain += run(make.command(), logs / "full-plain.log", env)
+
+    # 2. no-op
+    t_noop = run(fwgen, logs / "noop-fwgen.log")
+
+    # 3. one-line patch change
+    rounds = len(list(work.glob("round-*"))) + 1
+    (work / f"round-{rounds}").touch()
+    edit_patch(variant.patches_dir(), rounds)
+    t_patch = run(fwgen, logs / "patch-fwgen.log")
+    # fwgen rewrote the global patch dir both builds use; Buildroot's own way to take it:
+    t_patch_plain = run(make.command("linux-dirclean", "all"), logs / "patch-plain.log", env)
+    same = fsutil.sha256_file(out / "images" / "zImage") == fsutil.sha256_file(
+        plain / "out" / "images" / "zImage"
+    )
+
+    print(
+        f"full-build benchmark: {board.name} kernel {args.kernel}, {os.cpu_count()} CPUs, "
+        f"ccache {args.ccache}, load average now {os.getloadavg()[0]:.2f}"
+    )
+    print(
+        f"  full build:  fwgen {t_fwgen:7.0f} s   plain make {t_plain:7.0f} s   "
+        f"fwgen/plain {t_fwgen / t_plain:.3f} (goal <= 1.03)"
+    )
+    print(f"  no-op:       fwgen {t_noop:7.1f} s (goal <= 10 s)")
+    print(
+        f"  patch edit:  fwgen {t_patch:7.0f} s   make linux-dirclean all {t_patch_plain:7.0f} s"
+        f"   ratio {t_patch / t_patch_plain:.2f} (goal <= 1.0); same zImage: "
+        f"{'yes' if same else 'NO'}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
