@@ -144,7 +144,9 @@ def resolve(url: str | None, read_only: bool = False) -> Remote | None:
     if parts.scheme in ("redis", "http") and not parts.hostname:
         raise FwgenError(f"--ccache-remote {text!r}: no host", "e.g. redis://HOST:6379")
     if parts.scheme == "file" and (parts.netloc not in ("", "localhost") or not parts.path):
-        raise FwgenError(f"--ccache-remote {text!r}: not an absolute path", "e.g. file:///mnt/ccache")
+        raise FwgenError(
+            f"--ccache-remote {text!r}: not an absolute path", "e.g. file:///mnt/ccache"
+        )
     return Remote(text.rstrip("/") if parts.scheme == "http" else text, read_only)
 
 
