@@ -174,6 +174,10 @@ class Make:
     output: Path
     make: str = "make"
     extra: tuple[str, ...] = ()  # further make arguments (variable overrides)
+    environment: Mapping[str, str] = field(default_factory=dict)  # e.g. ccache settings
+
+    def env(self) -> dict[str, str]:
+        return {**make_env(), **self.environment}
 
     def command(self, *targets: str, args: Sequence[str] = ()) -> list[str]:
         return [
@@ -196,7 +200,7 @@ class Make:
         with log_path.open("a", encoding="utf-8", errors="replace") as out:
             out.write(f"$ {shlex.join(cmd)}\n")
             out.flush()
-            code = _run_interruptibly(cmd, out)
+            code = _run_interruptibly(cmd, out, env=self.env())
         if code != 0:
             raise BuildFailed(
                 f"{what} failed (make exit status {code}); the end of {log_path}:\n"
@@ -207,7 +211,7 @@ class Make:
     def show_info(self, log_path: Path) -> dict[str, Any]:
         """`make show-info`: Buildroot's JSON description of every enabled package."""
         cmd = self.command("show-info", args=["-s"])
-        result = subprocess.run(cmd, capture_output=True, text=True, env=make_env())
+        result = subprocess.run(cmd, capture_output=True, text=True, env=self.env())
         with log_path.open("a", encoding="utf-8", errors="replace") as out:
             out.write(f"$ {shlex.join(cmd)}\n{result.stderr}")
         if result.returncode != 0:
@@ -253,7 +257,7 @@ class Make:
                 if quiet_bar and (not step.package or len(progress.started) > seen):
                     log.info("[%d/%d] %s", len(progress.done), progress.total, step)
 
-            code = _run_interruptibly(cmd, out, on_line=on_line)
+            code = _run_interruptibly(cmd, out, env=self.env(), on_line=on_line)
             if code == 0:
                 progress.finish()
                 bar.n = progress.total
@@ -266,7 +270,11 @@ class Make:
 
 
 def _run_interruptibly(
-    cmd: list[str], out: IO[str], *, on_line: Callable[[str], None] | None = None
+    cmd: list[str],
+    out: IO[str],
+    *,
+    env: Mapping[str, str],
+    on_line: Callable[[str], None] | None = None,
 ) -> int:
     """Run `cmd`, copying its merged output to `out`; on Ctrl-C, let make stop cleanly."""
     proc = subprocess.Popen(
@@ -274,7 +282,7 @@ def _run_interruptibly(
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
-        env=make_env(),
+        env=dict(env),
         text=True,
         errors="replace",
         bufsize=1,

@@ -40,6 +40,7 @@ from typing import Any
 from fwgen import (
     __version__,
     brmake,
+    ccache,
     defconfig,
     doctor,
     fingerprint,
@@ -77,6 +78,7 @@ class BuildOptions:
     prefetch: int = 0  # parallel source downloads before the build; 0: let Buildroot do it
     buildroot_src: Path | None = None  # a Buildroot tree or tarball instead of the pinned one
     command: str = "fwgen build"  # how the user ran it, for "run it again" messages
+    ccache_remote: ccache.Remote | None = None  # a compile cache shared with other hosts
 
 
 @dataclass
@@ -551,7 +553,21 @@ def run(prepared: Prepared, options: BuildOptions) -> BuildResult:
     place_kernel_tarball(p.kernel_tarball, p.locations.dl_dir)
     defconfig.write_global_patch_dir(p.locations.patch_dir, p.board, p.variant_name)
     defconfig.write_if_changed(p.defconfig_path, p.defconfig_text)
-    make = brmake.Make(p.tree, p.output)
+    stats_log = fw / "ccache-stats.log"
+    stats_log.unlink(missing_ok=True)
+    if options.ccache_remote is not None:
+        log.info(
+            "compile cache: local %s, then remote %s",
+            p.locations.ccache_dir,
+            options.ccache_remote.describe(),
+        )
+    make = brmake.Make(
+        p.tree,
+        p.output,
+        environment=ccache.environment(
+            options.ccache_remote, base_dir=p.output, stats_log=stats_log
+        ),
+    )
     steps_log = fw / "steps.log"
     steps_log.write_text("")
     state_path = fw / STATE_FILE
@@ -575,12 +591,21 @@ def run(prepared: Prepared, options: BuildOptions) -> BuildResult:
     except KeyboardInterrupt:
         log.error("fwgen: %s", brmake.interrupted_message(p.output, options.command))
         raise
+    _report_ccache(stats_log, options.ccache_remote, build_log)
     final_config = p.output / "build" / f"linux-{p.variant.version}" / ".config"
     kconfig.verify_config(final_config, p.variant.requirements)
     manifest = collect_images(dataclasses.replace(p, inputs=inputs), build_log)
     _write_state(state_path, rebuild.State(inputs, complete=True))
     log.info("images: %s (%s)", p.output / "images", brmake.elapsed(start))
     return BuildResult(p.output / "images", manifest, build_log)
+
+
+def _report_ccache(stats_log: Path, remote: ccache.Remote | None, build_log: Path) -> None:
+    """This build's compile-cache hit rates, on the console and at the end of the build log."""
+    summary = ccache.read_stats(stats_log).summary(remote)
+    log.info("%s", summary)
+    with build_log.open("a", encoding="utf-8") as out:
+        out.write(f"fwgen: {summary}\n")
 
 
 def configure_kernel(make: brmake.Make, p: Prepared, steps_log: Path) -> rebuild.Inputs:

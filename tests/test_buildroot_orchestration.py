@@ -489,3 +489,22 @@ def test_an_offline_build_checks_an_http_mirror_too(data, tmp_path, monkeypatch,
         err = capsys.readouterr().err
         assert "1 source(s) Buildroot needs" in err and "busybox-1.37.0.tar.xz" in err
         assert [r.method for r in server.log if "busybox" in r.path] == ["HEAD", "HEAD"]
+
+
+def test_a_remote_compile_cache_reaches_buildroots_ccache_and_its_hits_are_reported(
+    data, tmp_path, capsys
+):
+    assert _build("--ccache-remote", "redis://cache.example.org:6379") == 0
+    env = (_out(tmp_path) / "fake-env.log").read_text().splitlines()
+    assert (
+        "CCACHE_REMOTE_STORAGE=redis://cache.example.org:6379|connect-timeout=500"
+        "|operation-timeout=5000" in env
+    )
+    assert f"CCACHE_BASEDIR={_out(tmp_path)}" in env
+    err = capsys.readouterr().err
+    assert "then remote redis://cache.example.org:6379 (read-write)" in err
+    summary = "ccache: 1 compiler calls; local hits 0 (0%), remote hits 1 (100%)"
+    assert summary in err
+    assert summary in (_out(tmp_path) / "fwgen" / "build.log").read_text()
+    assert _build("--ccache-remote", "ftp://nope") == 2
+    assert "not a redis://, http:// or file:/// URL" in capsys.readouterr().err

@@ -6,7 +6,7 @@ import argparse
 import shlex
 from pathlib import Path
 
-from fwgen import buildroot, kernel
+from fwgen import buildroot, ccache, kernel
 from fwgen.board import load_board
 from fwgen.errors import FwgenError
 
@@ -78,6 +78,18 @@ def configure(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="download every package source first, N at a time (default 0: Buildroot "
         "downloads each when it needs it)",
+    )
+    parser.add_argument(
+        "--ccache-remote",
+        metavar="URL",
+        help="share compile results with other hosts through ccache's remote storage after "
+        "the local cache: redis://HOST[:PORT], http://HOST/PATH or file:///PATH "
+        f"(also {ccache.ENV_URL})",
+    )
+    parser.add_argument(
+        "--ccache-remote-read-only",
+        action="store_true",
+        help=f"read from the remote compile cache, never write (also {ccache.ENV_READ_ONLY}=1)",
     )
     parser.add_argument(
         "--buildroot-src",
@@ -158,6 +170,7 @@ def run(args: argparse.Namespace) -> int:
         prefetch=args.prefetch,
         buildroot_src=args.buildroot_src,
         command=_rerun(args),
+        ccache_remote=ccache.resolve(args.ccache_remote, args.ccache_remote_read_only),
     )
     result = buildroot.build(options)
     if result is not None:
@@ -199,4 +212,8 @@ def _rerun(args: argparse.Namespace) -> str:
         words.append("--offline")
     if args.buildroot_src:
         words += ["--buildroot-src", str(args.buildroot_src)]
+    if args.ccache_remote:
+        words += ["--ccache-remote", args.ccache_remote]
+    if args.ccache_remote_read_only:
+        words.append("--ccache-remote-read-only")
     return "fwgen " + shlex.join(words)

@@ -105,6 +105,11 @@ write_image() {
 
 build_all() {
 	[ -f "${out}/.config" ] || { echo "fake: no .config: run defconfig first" >&2; exit 2; }
+	# What a compiler under ccache would see, and one compile in ccache's stats log.
+	env | grep -E '^(CCACHE_|FORCE_UNSAFE_CONFIGURE=)' | sort >"${out}/fake-env.log" || true
+	if [ -n "${CCACHE_STATSLOG:-}" ]; then
+		printf '# fake.c\ndirect_cache_hit\nremote_storage_hit\n' >>"${CCACHE_STATSLOG}"
+	fi
 	local name version type overlay
 	while IFS=: read -r name version type; do
 		build_package "${name}" "${version}"
