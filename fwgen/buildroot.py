@@ -550,6 +550,8 @@ def run(prepared: Prepared, options: BuildOptions) -> BuildResult:
     log.info("building %s, kernel %s in %s", p.board.name, p.variant_name, p.output)
     for line in p.plan.describe():
         log.info("plan: %s", line)
+    if p.plan.unchanged and (done := _up_to_date(p)) is not None:
+        return done
     place_kernel_tarball(p.kernel_tarball, p.locations.dl_dir)
     defconfig.write_global_patch_dir(p.locations.patch_dir, p.board, p.variant_name)
     defconfig.write_if_changed(p.defconfig_path, p.defconfig_text)
@@ -606,6 +608,25 @@ def _report_ccache(stats_log: Path, remote: ccache.Remote | None, build_log: Pat
     log.info("%s", summary)
     with build_log.open("a", encoding="utf-8") as out:
         out.write(f"fwgen: {summary}\n")
+
+
+def _up_to_date(p: Prepared) -> BuildResult | None:
+    """The last complete build, if nothing changed since: same inputs (the plan says so), the
+    same kernel .config from the kconfig stage, and images/ as its manifest recorded them.
+    Buildroot's own `make` would redo the root filesystem and the SD card image for nothing."""
+    assert p.kernel_tree is not None and p.old_state is not None
+    out = p.output / "images"
+    if toolchain.buildroot_toolchain(p.output) is None or images.verify(out):
+        return None
+    digest = _sha256_text(kernel_config_text(p.variant, p.kernel_tree, p.output))
+    if digest != p.old_state.inputs.kernel_config:
+        return None
+    log.info(
+        "up to date: no input changed since the last complete build, the kernel .config is "
+        "the same, and %s matches its manifest; nothing to do (--clean rebuilds)",
+        out,
+    )
+    return BuildResult(out, images.load_manifest(out), p.fwgen_dir / "build.log")
 
 
 def configure_kernel(make: brmake.Make, p: Prepared, steps_log: Path) -> rebuild.Inputs:

@@ -133,6 +133,7 @@ class Plan:
     reasons: tuple[str, ...] = ()
     fresh: bool = False  # nothing was built here before
     resume: bool = False  # the last build here did not finish
+    unchanged: bool = False  # a complete build of exactly these inputs is here
 
     def describe(self) -> list[str]:
         lines = list(self.reasons)
@@ -143,6 +144,10 @@ class Plan:
             if self.remove_from_target:
                 steps.append(f"remove {len(self.remove_from_target)} file(s) from target/")
             lines.append(f"=> {', '.join(steps)}, then make")
+        elif self.unchanged:
+            lines.append(
+                "=> nothing, if the kernel .config and images/ are as recorded (else make)"
+            )
         else:
             lines.append("=> make (Buildroot's stamps skip every finished step)")
         return lines
@@ -199,13 +204,15 @@ def plan(
     if decision.full:
         return Plan(full_clean=True, reasons=tuple(reasons + decision.full), resume=resume)
     reasons += decision.notes
-    if not reasons:
+    unchanged = not reasons and not decision.targets and not decision.remove
+    if unchanged:
         reasons.append("no input changed since the last build")
     return Plan(
         invalidate=_ordered(decision.targets),
         remove_from_target=tuple(decision.remove),
         reasons=tuple(reasons),
         resume=resume,
+        unchanged=unchanged,
     )
 
 

@@ -114,16 +114,28 @@ def test_the_rendered_defconfig_reaches_buildroot_as_is(data, tmp_path):
     assert (patch_dir / "linux" / "4.0" / "series").read_text() == "0001-test.patch\n"
 
 
-def test_a_second_run_with_nothing_changed_is_a_plain_make(data, tmp_path, capsys):
+def test_a_second_run_with_nothing_changed_is_up_to_date_and_runs_no_make(data, tmp_path, capsys):
     assert _build() == 0
+    before = (_out(tmp_path) / "images" / "manifest.json").read_bytes()
+    capsys.readouterr()
+    assert _build() == 0
+    assert _calls(tmp_path)[4:] == []  # not even make defconfig
+    captured = capsys.readouterr()
+    assert "no input changed since the last build" in captured.err
+    assert "up to date" in captured.err
+    assert captured.out.strip() == str(_out(tmp_path) / "images" / "manifest.json")
+    assert (_out(tmp_path) / "images" / "manifest.json").read_bytes() == before
+
+
+def test_damaged_images_are_not_up_to_date(data, tmp_path, capsys):
+    assert _build() == 0
+    (_out(tmp_path) / "images" / "zImage").write_text("damaged\n")
     capsys.readouterr()
     assert _build() == 0
     assert _calls(tmp_path)[4:] == ["defconfig", "show-info", "toolchain", "all"]
     err = capsys.readouterr().err
-    assert "no input changed since the last build" in err
-    assert "kernel .config unchanged" in err
-    log = (_out(tmp_path) / "fwgen" / "build.log").read_text()
-    assert ">>> linux" not in log  # the stamps said it was done
+    assert "up to date" not in err and "kernel .config unchanged" in err
+    assert images.verify(_out(tmp_path) / "images") == []
 
 
 def test_a_changed_patch_dircleans_linux_and_the_module(data, tmp_path, capsys):
@@ -153,8 +165,10 @@ def test_a_changed_fragment_reconfigures_the_kernel(data, tmp_path):
     assert config.stat().st_mtime_ns == before  # unchanged content is not rewritten
     (data / "board" / BOARD / "linux.fragment").write_text("# nothing\n")
     assert _build() == 0
-    assert _calls(tmp_path)[:8] == ["defconfig", "show-info", "toolchain", "all"] * 2
-    assert _calls(tmp_path)[-5:] == [
+    # The second run was up to date; the third sees the new kernel .config.
+    assert _calls(tmp_path)[:4] == ["defconfig", "show-info", "toolchain", "all"]
+    assert _calls(tmp_path)[4:] == [
+        "defconfig",
         "show-info",
         "toolchain",
         "linux-clean-for-reconfigure",

@@ -71,9 +71,10 @@ def test_clean_flag_wins():
     assert plan.full_clean and plan.reasons == ("--clean: rebuilding everything",)
 
 
-def test_nothing_changed_is_a_plain_make():
+def test_nothing_changed_is_unchanged():
     plan = _plan(BASE)
-    assert plan == Plan(reasons=("no input changed since the last build",))
+    assert plan == Plan(reasons=("no input changed since the last build",), unchanged=True)
+    assert not _plan(BASE, complete=False).unchanged
 
 
 def test_an_unfinished_build_is_resumed_with_a_plain_make():
