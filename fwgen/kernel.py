@@ -30,6 +30,7 @@ from typing import Any
 from tqdm import tqdm
 
 from fwgen import (
+    ccache,
     fingerprint,
     fsutil,
     images,
@@ -181,7 +182,14 @@ class KbuildRunner:
     """Runs Kbuild for one tree: one log file, a progress line, the tail on failure."""
 
     def __init__(
-        self, src: Path, obj: Path, arch: str, toolchain: Toolchain, jobs: int, log_file: Path
+        self,
+        src: Path,
+        obj: Path,
+        arch: str,
+        toolchain: Toolchain,
+        jobs: int,
+        log_file: Path,
+        ccache_env: Mapping[str, str] | None = None,
     ):
         self.src, self.obj, self.jobs, self.log_file = src, obj, jobs, log_file
         self.args = [f"ARCH={arch}", f"CROSS_COMPILE={toolchain.prefix}"]
@@ -190,10 +198,10 @@ class KbuildRunner:
         self.env = {
             **os.environ,
             # Stable version strings: the same inputs give the same init/version.o (and
-            # ccache hits); a Buildroot build sets these too.
+            # ccache hits, also on another host); a Buildroot build sets these too.
             "KBUILD_BUILD_USER": "fwgen",
             "KBUILD_BUILD_HOST": "fwgen",
-            "CCACHE_BASEDIR": str(obj.parent.resolve()),
+            **(ccache_env or {}),
         }
         if "SOURCE_DATE_EPOCH" in os.environ:
             self.env.setdefault("KBUILD_BUILD_TIMESTAMP", "@" + os.environ["SOURCE_DATE_EPOCH"])
@@ -310,10 +318,12 @@ def build_kernel_only(
     mirrors: Sequence[str] = (),
     offline: bool = False,
     variant: KernelVariant | None = None,
+    ccache_remote: ccache.Remote | None = None,
 ) -> Path:
     """Build zImage, dtb, modules and an initramfs into <output>/<board>-<variant>-kernel/images.
 
-    `variant` overrides the recipe's variant object (tests use it to build without a patch).
+    `variant` overrides the recipe's variant object (tests use it to build without a patch);
+    `ccache_remote` shares compile results with other hosts (fwgen.ccache).
     """
     name = variant_name or board.default_kernel
     variant = variant or board.kernel(name)
@@ -356,7 +366,19 @@ def build_kernel_only(
     config_path = obj / ".config"
     if not config_path.exists() or config_path.read_text() != config.text():
         config.write(config_path)
-    runner = KbuildRunner(src, obj, board.arch, toolchain, jobs or os.cpu_count() or 1, log_file)
+    stats_log = work / "ccache-stats.log"
+    stats_log.unlink(missing_ok=True)
+    if ccache_remote is not None:
+        log.info("compile cache: local, then remote %s", ccache_remote.describe())
+    runner = KbuildRunner(
+        src,
+        obj,
+        board.arch,
+        toolchain,
+        jobs or os.cpu_count() or 1,
+        log_file,
+        ccache.environment(ccache_remote, base_dir=work, stats_log=stats_log),
+    )
     runner.make("olddefconfig", what="olddefconfig")
     kconfig.verify_config(config_path, variant.requirements)
     runner.make("zImage", "dtbs", "modules", what="kernel")
@@ -364,6 +386,10 @@ def build_kernel_only(
     release = kernel_release(obj)
 
     module = build_module(runner, work / "module")
+    summary = ccache.read_stats(stats_log).summary(ccache_remote)
+    log.info("%s", summary)
+    with log_file.open("a") as logf:
+        logf.write(f"fwgen: {summary}\n")
     staging = stage_modules(runner, work / "module", work / "staging")
     out = work / "images"
     if out.exists():

@@ -192,6 +192,7 @@ def _run_kernel_only(args: argparse.Namespace) -> int:
         jobs=args.jobs or None,
         mirrors=tuple(args.mirror),
         offline=args.offline,
+        ccache_remote=ccache.resolve(args.ccache_remote, args.ccache_remote_read_only),
     )
     print(images / "manifest.json")
     return 0

@@ -1,0 +1,105 @@
+"""Two hosts, one compile cache (e2e): real kernel-only 6.1 builds through a real redis-server.
+
+"Host A" and "host B" are two build directories with two local ccache directories on this
+machine; what they share is only the redis-server the test starts on 127.0.0.1 (a free port)
+and stops at the end. Host A's local cache lives under $FWGEN_TEST_BUILD_DIR when set (a
+long-lived developer machine; warm after the first run) and shares its local hits too
+(ccache's own CCACHE_RESHARE), so the empty redis fills on every run; host B starts with an
+empty local cache and must get at least 90% of its compiler calls from redis, and its images
+must pass every smoke check. A third host loses the remote in the middle of its build: the
+build still succeeds, and the statistics say what happened.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from fwgen import ccache, qemu, smoke
+from fwgen.board import load_board
+from fwgen.kernel import build_kernel_only
+from tests.rootfs import make_busybox_rootfs
+from tests.test_ccache import redis_server
+
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(
+        not (shutil.which("ccache") and shutil.which("redis-server")),
+        reason="needs ccache and redis-server (Debian packages)",
+    ),
+]
+
+
+def _host(
+    monkeypatch, root: Path, name: str, local: Path, remote, src: Path, rootfs: Path
+) -> tuple[Path, ccache.Stats]:
+    monkeypatch.setenv("CCACHE_DIR", str(local))
+    images = build_kernel_only(
+        load_board("vexpress"),
+        "6.1",
+        rootfs=rootfs,
+        output=root / name,
+        kernel_src=str(src),
+        ccache_remote=remote,
+    )
+    stats = ccache.read_stats(images.parent / "ccache-stats.log")
+    print(f"{name}: {stats.summary(remote)}")
+    return images, stats
+
+
+def test_host_b_builds_from_host_as_results_and_a_lost_remote_fails_nothing(
+    linux61_src, tmp_path, monkeypatch
+):
+    stable = os.environ.get("FWGEN_TEST_BUILD_DIR")
+    root = tmp_path / "hosts"
+    host_a_cache = Path(stable) / "shared-cache-host-a" if stable else tmp_path / "cache-a"
+    rootfs = make_busybox_rootfs(tmp_path / "rootfs")
+    board = load_board("vexpress")
+    with redis_server(tmp_path) as port:
+        remote = ccache.resolve(f"redis://127.0.0.1:{port}")
+        monkeypatch.setenv("CCACHE_RESHARE", "1")
+        _, a = _host(monkeypatch, root, "host-a", host_a_cache, remote, linux61_src, rootfs)
+        monkeypatch.delenv("CCACHE_RESHARE")
+        assert a.calls > 500 and a.remote_errors == 0
+
+        images_b, b = _host(
+            monkeypatch, root, "host-b", tmp_path / "cache-b", remote, linux61_src, rootfs
+        )
+        assert b.local_hits == 0
+        assert b.remote_hits >= 0.9 * b.calls, b
+        report = smoke.run(board, qemu.find_images(board, images_b), log_dir=tmp_path / "smoke")
+        assert report.passed, "\n".join(smoke.format_result(r) for r in report.results)
+
+        # Host C: the remote goes away when most of the calls are done (the rest compile here).
+        log = root / "host-c" / "vexpress-6.1-kernel" / "ccache-stats.log"
+        stop = threading.Event()
+
+        def kill_redis_midway() -> None:
+            while not stop.is_set():
+                if log.exists() and log.read_text().count("# ") > b.calls * 0.8:
+                    subprocess.run(
+                        ["redis-cli", "-p", str(port), "shutdown", "nosave"],
+                        capture_output=True,
+                        check=False,
+                    )
+                    return
+                time.sleep(0.2)
+
+        killer = threading.Thread(target=kill_redis_midway, daemon=True)
+        killer.start()
+        try:
+            images_c, c = _host(
+                monkeypatch, root, "host-c", tmp_path / "cache-c", remote, linux61_src, rootfs
+            )
+        finally:
+            stop.set()
+            killer.join(5)
+        assert not remote.check(timeout=1)[0], "redis was not stopped during the build"
+        assert c.remote_hits > 0 and c.remote_errors > 0, c
+        assert (images_c / "zImage").is_file()
