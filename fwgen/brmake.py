@@ -259,9 +259,12 @@ class Make:
 
             code = _run_interruptibly(cmd, out, env=self.env(), on_line=on_line)
             if code == 0:
-                progress.finish()
-                bar.n = progress.total
-                bar.set_postfix_str("done", refresh=True)
+                if targets:  # a part of the build (e.g. the toolchain): count what it did
+                    progress.done |= {n for n, stamp in progress.stamps.items() if stamp.exists()}
+                else:
+                    progress.finish()
+                bar.n = len(progress.done)
+                bar.set_postfix_str(f"{' '.join(targets) or 'build'} done", refresh=True)
         if code != 0:
             raise BuildFailed(
                 _build_failure(progress.last, code, log_path),

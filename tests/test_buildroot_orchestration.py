@@ -522,3 +522,18 @@ def test_a_remote_compile_cache_reaches_buildroots_ccache_and_its_hits_are_repor
     assert summary in (_out(tmp_path) / "fwgen" / "build.log").read_text()
     assert _build("--ccache-remote", "ftp://nope") == 2
     assert "not a redis://, http:// or file:/// URL" in capsys.readouterr().err
+
+
+def test_progress_after_the_toolchain_counts_only_what_is_built(tmp_path):
+    info = {
+        "a": {"type": "host", "stamp_dir": "build/a"},
+        "b": {"type": "target", "stamp_dir": "build/b"},
+    }
+    (tmp_path / "build" / "a").mkdir(parents=True)
+    (tmp_path / "build" / "a" / ".stamp_installed").touch()
+    progress = brmake.Progress.from_show_info(info, tmp_path)
+    make = brmake.Make(Path("/nonexistent"), tmp_path, make="true")
+    make.build(tmp_path / "build.log", progress, targets=["toolchain"])
+    assert progress.done == {"a"}
+    make.build(tmp_path / "build.log", progress)
+    assert progress.done == {"a", "b"}
