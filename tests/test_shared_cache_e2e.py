@@ -71,8 +71,10 @@ def test_host_b_builds_from_host_as_results_and_a_lost_remote_fails_nothing(
         images_b, b = _host(
             monkeypatch, root, "host-b", tmp_path / "cache-b", remote, linux61_src, rootfs
         )
-        assert b.local_hits == 0
+        # B's local cache started empty: its only local hits are objects this build compiles
+        # twice (the same source and flags).
         assert b.remote_hits >= 0.9 * b.calls, b
+        assert b.misses <= 0.05 * b.calls, b
         report = smoke.run(board, qemu.find_images(board, images_b), log_dir=tmp_path / "smoke")
         assert report.passed, "\n".join(smoke.format_result(r) for r in report.results)
 
