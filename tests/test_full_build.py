@@ -248,6 +248,9 @@ def test_full_build_boots_flashes_and_releases(work, recipe, stocked, mirror_url
     manifest = json.loads((images / "manifest.json").read_text())
     assert manifest["build"] == "buildroot" and manifest["kernel"]["variant"] == variant
     assert manifest["toolchain"]["prefix"].startswith("arm-buildroot-linux-gnueabihf-")
+    if variant == "6.1":  # its Kconfig asked a compiler: Buildroot's, not the host's
+        config = (out / "fwgen" / "linux.config").read_text()
+        assert re.search(r'^CONFIG_CC_VERSION_TEXT=".*Buildroot 2025\.02\.16.*"$', config, re.M)
 
     results = _smoke(work, recipe, variant, f"smoke-{variant}")
     for name in (
