@@ -154,9 +154,25 @@ def _existing(path: Path, key: str, board: Board) -> Path:
     if not path.exists():
         raise FwgenError(
             f"{board.source}: key '{key}': {path} does not exist",
-            "fix the path (relative to fwgen's data root) or create it",
+            "fix the path (relative to the recipe's folder) or create it",
         )
     return path
+
+
+def global_patch_dir(board: Board, variant_name: str) -> Path:
+    """The BR2_GLOBAL_PATCH_DIR holding the variant's series: Buildroot applies
+    <dir>/linux/<version>/, so the recipe's `patches` folder must sit at that place."""
+    variant = board.kernel(variant_name)
+    series = variant.patches_dir()
+    if series.name != variant.version or series.parent.name != "linux":
+        raise FwgenError(
+            f"{board.source}: key 'kernels.\"{variant_name}\".patches': {variant.patches} is "
+            f"not laid out as Buildroot's global patch directories are (DIR/linux/"
+            f"{variant.version}), so a Buildroot build would not apply it",
+            f"move the series into a folder DIR/linux/{variant.version}/ and point patches at "
+            "it (--kernel-only builds take any folder)",
+        )
+    return _existing(series.parent.parent, f'kernels."{variant_name}".patches', board)
 
 
 def render(
@@ -196,7 +212,7 @@ def render(
         "primary_site": primary_site.rstrip("/"),
         "primary_site_only": primary_site_only and bool(primary_site),
         "global_patch_dirs": [
-            _existing(paths.br2_external_dir() / "patches", "kernels.patches", board),
+            global_patch_dir(board, name),
             locations.hash_dir,
         ],
         "ccache_dir": locations.ccache_dir,

@@ -43,7 +43,7 @@ from kconfiglib import (
     split_expr,
 )
 
-from fwgen import fsutil
+from fwgen import fsutil, paths
 from fwgen.errors import FwgenError
 
 if TYPE_CHECKING:
@@ -1037,6 +1037,6 @@ def configure_variant(
         defconfig=variant.defconfig,
         requirements=variant.requirements,
         fragment=variant.fragment_path(),
-        fragment_label=variant.fragment,
+        fragment_label=paths.shown(variant.fragment_path()),
         cross_compile=cross_compile,
     )

@@ -395,7 +395,8 @@ def build_kernel_only(
             },
             "rootfs": _rootfs_identity(rootfs),
             "overlays": {
-                o: fingerprint.tree_content(paths.data_root() / o) for o in board.overlays
+                o: fingerprint.tree_content(d)
+                for o, d in zip(board.overlays, board.overlay_dirs(), strict=True)
             },
         },
     )

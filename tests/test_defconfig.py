@@ -14,6 +14,7 @@ from fwgen import defconfig, paths
 from fwgen.board import load_board, load_board_file
 from fwgen.errors import FwgenError
 from fwgen.recipe import RecipeError
+from tests.conftest import anywhere_recipe
 
 REPO = Path(__file__).resolve().parent.parent
 EXTERNAL = REPO / "br2-external"
@@ -146,7 +147,7 @@ def test_unsafe_qemu_values_are_refused(isolated_env):
 
 
 def _recipe_with(tmp_path: Path, old: str, new: str) -> Path:
-    text = (paths.boards_dir() / "vexpress" / "board.toml").read_text()
+    text = anywhere_recipe()
     assert old in text
     path = tmp_path / "vexpress" / "board.toml"
     path.parent.mkdir()

@@ -236,8 +236,10 @@ def data_root_with_series(tmp_path, monkeypatch):
     """A copy of fwgen's board recipes, with the 4.0 series replaced by the test's."""
     root = tmp_path / "data"
     shutil.copytree(paths.data_root() / "board", root / "board")
+    shutil.copytree(paths.data_root() / "overlays", root / "overlays")
     pdir = root / "br2-external" / "patches" / "linux" / "4.0"
     pdir.mkdir(parents=True)
+    (pdir.parent / "6.1.174").mkdir()  # the recipe's other series: empty here
     monkeypatch.setattr(paths, "data_root", lambda: root)
     tree = write_tree(tmp_path / "tree", {"f.txt": numbered(12), "Makefile": "", "Kconfig": ""})
     return pdir, tree

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from fwgen import buildroot, kernel
 from fwgen.board import load_board
+from fwgen.commands import add_board_argument, board_arg
 from fwgen.errors import FwgenError
 
 NAME = "build"
@@ -30,7 +31,7 @@ def _jobs(text: str) -> int:
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("board", metavar="BOARD", help="a board name (see 'fwgen boards')")
+    add_board_argument(parser)
     parser.add_argument(
         "--kernel", metavar="V", help="kernel variant (default: the board's default)"
     )
@@ -143,6 +144,7 @@ def _check_combination(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    args.board = board_arg(args)
     _check_combination(args)
     if args.kernel_only:
         return _run_kernel_only(args)

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from fwgen import flash
-from fwgen.board import load_board
+from fwgen.commands import board_from_args
 from fwgen.commands.smoke import add_image_arguments
 from fwgen.errors import FwgenError
 from fwgen.qemu import default_images_dir
@@ -34,7 +34,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    board = load_board(args.board)
+    board = board_from_args(args)
     board.kernel(args.kernel)
     directory = args.images or default_images_dir(board.name, args.kernel or board.default_kernel)
     image = directory / flash.IMAGE

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from fwgen import mirror_export
-from fwgen.board import load_board
+from fwgen.commands import add_board_argument, board_from_args
 
 NAME = "mirror"
 HELP = (
@@ -16,9 +16,7 @@ HELP = (
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "board", metavar="BOARD", help="a board name (see 'fwgen boards') or a board.toml path"
-    )
+    add_board_argument(parser)
     parser.add_argument(
         "-o",
         "--output",
@@ -57,7 +55,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    board = load_board(args.board)
+    board = board_from_args(args)
     variants = list(dict.fromkeys(args.kernel)) or list(board.kernels)
     result = mirror_export.export(
         board,

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from fwgen import paths
-from fwgen.board import load_board
+from fwgen.commands import add_board_argument, board_from_args
 from fwgen.errors import FwgenError
 from fwgen.patch_import import import_patch
 from fwgen.patches import check_series, format_results, series
@@ -29,7 +29,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     actions = parser.add_subparsers(dest="patch_action", metavar="ACTION", required=True)
 
     check = actions.add_parser("check", help=_CHECK_HELP, description=_CHECK_HELP)
-    check.add_argument("board", help="board name (see 'fwgen boards')")
+    add_board_argument(check)
     check.add_argument("--kernel", metavar="V", help="kernel variant (default: the board's)")
     check.add_argument(
         "--kernel-src",
@@ -87,14 +87,11 @@ def _count(n: int, noun: str) -> str:
 
 
 def _shown(path: Path) -> str:
-    try:
-        return str(path.relative_to(paths.data_root()))
-    except ValueError:
-        return str(path)
+    return paths.shown(path)
 
 
 def run_check(args: argparse.Namespace) -> int:
-    board = load_board(args.board)
+    board = board_from_args(args)
     kernel = board.kernel(args.kernel)
     patch_dir = kernel.patches_dir()
     patches = series(patch_dir)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from fwgen import qemu, release
 from fwgen.board import load_board
+from fwgen.commands import add_board_argument, board_arg
 from fwgen.errors import FwgenError
 
 NAME = "release"
@@ -14,7 +15,7 @@ HELP = "bundle tested images into a reproducible, verifiable release (or --verif
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("board", nargs="?", help="board name (see 'fwgen boards')")
+    add_board_argument(parser, required=False)
     parser.add_argument(
         "--verify",
         type=Path,
@@ -45,8 +46,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    board_name = board_arg(args)
     if args.verify is not None:
-        if args.board:
+        if board_name:
             raise FwgenError("--verify takes a release, not a board", "drop the board name")
         problems = release.verify_release(args.verify)
         if problems:
@@ -56,9 +58,12 @@ def run(args: argparse.Namespace) -> int:
             )
         print(f"{args.verify}: OK (checksums, manifest, images and bmap agree)")
         return 0
-    if not args.board:
-        raise FwgenError("give a board to release, or --verify DIR|ARCHIVE")
-    board = load_board(args.board)
+    if not board_name:
+        raise FwgenError(
+            "give a board to release, or --verify DIR|ARCHIVE",
+            "fwgen release BOARD --version V (or --board FILE), or fwgen release --verify DIR",
+        )
+    board = load_board(board_name)
     board.kernel(args.kernel)
     directory = args.images or qemu.default_images_dir(
         board.name, args.kernel or board.default_kernel

@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 
 from fwgen import qemu, smoke
-from fwgen.board import Board, load_board
+from fwgen.board import Board
+from fwgen.commands import add_board_argument, board_from_args
 from fwgen.errors import FwgenError
 
 NAME = "smoke"
@@ -32,7 +33,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def add_image_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("board", help="board name (see 'fwgen boards')")
+    add_board_argument(parser)
     parser.add_argument(
         "--kernel", metavar="VARIANT", help="kernel variant (default: the board's default)"
     )
@@ -46,7 +47,7 @@ def add_image_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def images_from_args(args: argparse.Namespace) -> tuple[Board, qemu.Images]:
-    board = load_board(args.board)
+    board = board_from_args(args)
     board.kernel(args.kernel)  # an unknown variant is an error before anything else
     chosen = args.kernel or board.default_kernel
     directory = args.images or qemu.default_images_dir(board.name, chosen)
