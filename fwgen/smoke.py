@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import tempfile
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
@@ -98,6 +99,42 @@ def smoke_dir(images: Path) -> Path:
     """Where a smoke run of `images` keeps its logs: a sibling directory, `<images>-smoke`."""
     resolved = images.resolve()
     return resolved.parent / f"{resolved.name}-smoke"
+
+
+def results_dir(images: Path, chosen: Path | None = None) -> tuple[Path, str]:
+    """Where this run's results go, and a note when that is not the default place.
+
+    `chosen` (--results DIR) is created if needed. By default the results go next to the
+    images (`smoke_dir`, where `fwgen release` looks for the verdict); when that cannot be
+    written (a read-only copy of a release, say), into a new directory under $TMPDIR.
+    """
+    if chosen is not None:
+        try:
+            chosen.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise FwgenError(
+                f"--results {chosen}: cannot create it ({e.strerror})",
+                "give a directory you can write, e.g. --results /tmp/smoke-results",
+            ) from None
+        if not os.access(chosen, os.W_OK):
+            raise FwgenError(
+                f"--results {chosen}: cannot write there",
+                "give a directory you can write, e.g. --results /tmp/smoke-results",
+            )
+        return chosen, ""
+    default = smoke_dir(images)
+    try:
+        default.mkdir(exist_ok=True)
+        if os.access(default, os.W_OK):
+            return default, ""
+        why = "cannot be written"
+    except OSError as e:
+        why = f"cannot be created ({e.strerror})"
+    fallback = Path(tempfile.mkdtemp(prefix=f"fwgen-smoke-{default.name}-"))
+    return (
+        fallback,
+        f"{default} {why}; results go to {fallback} instead (choose with --results DIR)",
+    )
 
 
 def run(

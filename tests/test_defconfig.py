@@ -92,7 +92,7 @@ def test_post_image_arguments_carry_genimage_and_the_qemu_command(isolated_env):
     assert args == (
         f'"-c {genimage} -k zImage -d vexpress-v2p-ca9.dtb -M vexpress-a9 -m 256M '
         "-q qemu-system-arm -a 'console=ttyAMA0,115200 root=/dev/mmcblk0 rootwait' "
-        "-x '-smp 1 -nographic'\""
+        "-x '-smp 1 -nographic -audiodev none,id=snd0 -global pl041.audiodev=snd0'\""
     )
 
 

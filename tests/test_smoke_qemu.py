@@ -27,6 +27,7 @@ def test_initramfs_command_line(tmp_path):
     d = tmp_path / "images"
     assert argv == [
         "qemu-system-arm", "-M", "vexpress-a9", "-m", "256M", "-smp", "1", "-nographic",
+        "-audiodev", "none,id=snd0", "-global", "pl041.audiodev=snd0",
         "-kernel", str(d / "zImage"), "-dtb", str(d / "vexpress-v2p-ca9.dtb"),
         "-initrd", str(d / "rootfs.cpio.gz"),
         "-append", "console=ttyAMA0,115200",

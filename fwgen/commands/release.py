@@ -56,7 +56,17 @@ def run(args: argparse.Namespace) -> int:
                 f"{args.verify} does not verify:\n  " + "\n  ".join(problems),
                 "re-download or rebuild the release; do not flash these files",
             )
-        print(f"{args.verify}: OK (checksums, manifest, images and bmap agree)")
+        untested = release.tested_state(release.release_record(args.verify))
+        if untested:
+            print(
+                f"{args.verify}: checksums, manifest, images and bmap agree, but the images "
+                f"are UNTESTED ({untested})"
+            )
+        else:
+            print(
+                f"{args.verify}: OK (checksums, manifest, images and bmap agree; the images "
+                "passed fwgen smoke)"
+            )
         return 0
     if not board_name:
         raise FwgenError(
