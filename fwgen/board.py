@@ -231,12 +231,18 @@ class SmokeCheck:
 
 @dataclass(frozen=True)
 class SmokeLogin:
-    """Booting to the serial login prompt and logging in; one deadline for all of it."""
+    """Booting to the serial login prompt and logging in; one deadline for all of it.
+
+    A console that shows nothing at all for `first_output` seconds (scaled like every
+    timeout) ends the run at once: the kernel, device tree or console= setting is wrong,
+    and waiting out `timeout` would not change that.
+    """
 
     prompt: str = field(default="login:", check=_regex)
     user: str = field(default="root", check=non_empty)
     password: str = ""
     timeout: float = field(default=300.0, check=_positive)
+    first_output: float = field(default=20.0, check=_positive)
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ import contextlib
 import ctypes
 import lzma
 import os
+import re
 import shutil
 import signal
 import struct
@@ -313,11 +314,14 @@ class QemuProcess:
         return self.child.pid if self.child else None
 
     def stderr_text(self, limit: int = 4000) -> str:
+        """What QEMU said on stderr, without its host-side noise (see `host_noise`); the
+        file keeps every line."""
         try:
             text = self.stderr_path.read_text(errors="replace")
         except OSError:
             return ""
-        return text[-limit:].strip()
+        kept = [line for line in text.splitlines() if not host_noise(line)]
+        return "\n".join(kept)[-limit:].strip()
 
     def wait(self) -> int | None:
         """QEMU's exit status once it has exited by itself (after EOF on the console)."""
@@ -342,6 +346,19 @@ class QemuProcess:
         if self.exit_status is None:
             self.exit_status = child.exitstatus
         self.child = None
+
+
+# What QEMU prints about the host rather than the guest: audio backends it probes (ALSA,
+# PulseAudio, JACK, SDL, OSS), audio modules it cannot load, and deprecation notes about them.
+_HOST_NOISE = re.compile(
+    r"^(ALSA lib |alsa: |audio: |pulseaudio: |pa: |jack: |sdl: |oss: |"
+    r"qemu(-system-\w+)?: module audio-|.*audiodev)",
+)
+
+
+def host_noise(line: str) -> bool:
+    """True for a QEMU stderr line about the host's audio, not about the guest."""
+    return bool(_HOST_NOISE.match(line.strip()))
 
 
 def qemu_env(env: dict[str, str] | None = None) -> dict[str, str]:

@@ -25,6 +25,7 @@ from fwgen.console import (
     Console,
     ConsoleClosed,
     ConsoleError,
+    ConsoleSilent,
     ConsoleTimeout,
     Deadline,
     KernelFault,
@@ -36,6 +37,7 @@ PASSED, FAILED, SKIPPED = "passed", "failed", "skipped"
 LOGIN_STEP = "boot to login"
 POWEROFF_STEP = "clean poweroff"
 RESULT = "result.json"  # in the smoke dir: the verdict for exactly these images
+SILENT = "not run: the console stayed silent"
 
 
 @dataclass
@@ -318,11 +320,14 @@ class _Session:
         except ConsoleClosed as e:
             result = CheckResult(name, FAILED, message=self.closed_message(e), excerpt=e.excerpt)
             stop = f"not run: QEMU exited during '{name}'"
+        except ConsoleSilent as e:
+            result = CheckResult(name, FAILED, message=self.silent_message(e), excerpt=e.excerpt)
+            stop = SILENT
         except ConsoleError as e:
             result = CheckResult(name, FAILED, message=e.message, excerpt=e.excerpt)
             stop = f"not run: '{name}' failed"
         result.duration = time.monotonic() - started
-        if name == LOGIN_STEP and result.status == FAILED:
+        if name == LOGIN_STEP and result.status == FAILED and stop != SILENT:
             stop = "not run: the system did not boot to a shell"
         return result, stop
 
@@ -342,6 +347,19 @@ class _Session:
         said = f"; QEMU said: {stderr}" if stderr else ""
         return f"QEMU exited (status {status}) while {error.message.split(' while ')[-1]}{said}"
 
+    def silent_message(self, error: ConsoleSilent) -> str:
+        """No console output: say so with QEMU's command line (and what QEMU said)."""
+        message = (
+            f"{error.message}: the guest printed nothing (wrong kernel, device tree, machine "
+            "or console= setting?)"
+        )
+        if self.process is not None:
+            message += f"; QEMU: {' '.join(self.process.argv)}"
+            stderr = self.process.stderr_text(1500)
+            if stderr:
+                message += f"; QEMU said: {stderr}"
+        return message
+
     def recover(self) -> bool:
         self.log.write("\n### fwgen: interrupting the hung command (Ctrl-C)\n")
         return self.console.interrupt(self.deadline(20))
@@ -350,8 +368,11 @@ class _Session:
 
     def login(self) -> None:
         login = self.smoke.login
+        deadline = self.deadline(login.timeout)
+        first = self.deadline(min(login.first_output, login.timeout))
+        self.console.first_output(first)
         self.console.login(
-            self.deadline(login.timeout),
+            deadline,
             prompt=login.prompt,
             user=login.user,
             password=login.password,
