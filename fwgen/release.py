@@ -68,6 +68,16 @@ def _git(*args: str) -> str | None:
     return result.stdout.strip() or None if result.returncode == 0 else None
 
 
+def check_version(version: str) -> str:
+    if not _VERSION_RE.match(version):
+        raise FwgenError(
+            f"--version {version!r}: not usable in a file name",
+            "use letters, digits, '.', '_', '+', '-' (starting with a letter or digit), "
+            "e.g. --version 1.0",
+        )
+    return version
+
+
 def default_version() -> str:
     """`git describe --always --dirty` of fwgen's source, else fwgen's own version."""
     return _git("describe", "--always", "--dirty") or __version__
@@ -463,9 +473,7 @@ def make_release(
             f"run: fwgen smoke {board.name} --images {directory} (or pass --allow-untested, "
             "which the release manifest records)",
         )
-    version = version or default_version()
-    if not _VERSION_RE.match(version):
-        raise FwgenError(f"--version {version!r}: use letters, digits, '.', '_', '+', '-'")
+    version = check_version(version or default_version())
     variant = str((manifest.get("kernel") or {}).get("variant") or board.default_kernel)
     name = f"{board.name}-{variant}-{version}"
     epoch = source_date_epoch(manifest)

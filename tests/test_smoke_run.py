@@ -253,8 +253,10 @@ def test_cli_rejects_a_bad_multiplier(tmp_path, capsys, monkeypatch):
 def test_cli_run_passes_qemu_its_terminal_and_status(fake_qemu, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("FAKE_CONSOLE_MODE", "badarg")
     images = fake_kernel_images(tmp_path / "images", root="sd")
-    assert main(["run", "vexpress", "--images", str(images)]) == 1
-    out = capsys.readouterr().out
+    assert main(["run", "vexpress", "--images", str(images)]) == 2
+    captured = capsys.readouterr()
+    assert "QEMU exited with status 1 (its own message is above)" in captured.err
+    out = captured.out
     assert "fwgen: qemu-system-arm -M vexpress-a9 -m 256M" in out
     assert "if=sd,format=raw" in out and "-no-reboot" not in out
     assert "temporary copy" in out

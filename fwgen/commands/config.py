@@ -8,7 +8,7 @@ import re
 import sys
 from pathlib import Path
 
-from fwgen import kconfig
+from fwgen import checks, kconfig
 from fwgen.board import KernelVariant
 from fwgen.commands import add_board_argument, board_from_args
 from fwgen.errors import FwgenError
@@ -79,6 +79,9 @@ def _check_version(srctree: Path, variant: KernelVariant, variant_name: str) -> 
 
 def run(args: argparse.Namespace) -> int:
     board = board_from_args(args)
+    for option, path in (("-o", args.output), ("--savedefconfig", args.savedefconfig)):
+        if path is not None:
+            checks.output_file(path, option)
     variant_name = args.kernel or board.default_kernel
     variant = board.kernel(args.kernel)
     srctree = _kernel_source(args.kernel_src)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from fwgen import flash, images
+from fwgen import checks, flash, images
 from fwgen.commands import board_from_args
 from fwgen.commands.smoke import add_image_arguments
 from fwgen.errors import FwgenError
@@ -36,6 +36,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     board = board_from_args(args)
     board.kernel(args.kernel)
+    if args.images is not None:
+        checks.existing(args.images, "--images", "images directory or release directory")
     directory = args.images or default_images_dir(board.name, args.kernel or board.default_kernel)
     layout = images.read_layout(directory) if directory.is_dir() else None
     card = layout.file(flash.IMAGE) if layout else None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from fwgen import mirror_export
+from fwgen import checks, mirror_export
 from fwgen.commands import add_board_argument, board_from_args
 
 NAME = "mirror"
@@ -57,6 +57,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     board = board_from_args(args)
     variants = list(dict.fromkeys(args.kernel)) or list(board.kernels)
+    for variant in variants:
+        board.kernel(variant)
+    checks.output_dir(args.output, "-o")
+    if args.buildroot_src is not None:
+        checks.existing(args.buildroot_src, "--buildroot-src", "Buildroot tree or release tarball")
     result = mirror_export.export(
         board,
         variants,

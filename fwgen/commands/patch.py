@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from fwgen import paths
+from fwgen import checks, paths
 from fwgen.commands import add_board_argument, board_from_args
 from fwgen.errors import FwgenError
 from fwgen.patch_import import import_patch
@@ -118,9 +118,11 @@ def run_check(args: argparse.Namespace) -> int:
 
 
 def run_import(args: argparse.Namespace) -> int:
-    tree = _kernel_tree(args.kernel_src) if args.kernel_src else None
     if args.strip is not None and args.strip < 0:
-        raise FwgenError("--strip must be 0 or more")
+        raise FwgenError("--strip must be 0 or more", "give --strip 0 or more, or leave it out")
+    checks.existing(args.file, "patch import", "patch or markdown document")
+    checks.output_dir(args.output, "-o")
+    tree = _kernel_tree(args.kernel_src) if args.kernel_src else None
     imported = import_patch(args.file, strip_hint=args.strip, kernel_src=tree)
     print(f"{args.file}: {_count(len(imported.patches), 'patch')} found")
     for patch in imported.patches:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from fwgen import qemu, release
+from fwgen import checks, qemu, release
 from fwgen.board import load_board
 from fwgen.commands import add_board_argument, board_arg
 from fwgen.errors import FwgenError
@@ -75,6 +75,9 @@ def run(args: argparse.Namespace) -> int:
         )
     board = load_board(board_name)
     board.kernel(args.kernel)
+    checks.output_dir(args.out, "--out")
+    if args.release_version is not None:
+        release.check_version(args.release_version)
     directory = args.images or qemu.default_images_dir(
         board.name, args.kernel or board.default_kernel
     )
@@ -84,8 +87,8 @@ def run(args: argparse.Namespace) -> int:
             f"build and smoke first (fwgen build {board.name}; fwgen smoke {board.name}), "
             "or pass --images DIR",
         )
-    if args.spdx_schema is not None and not args.spdx_schema.is_file():
-        raise FwgenError(f"--spdx-schema {args.spdx_schema}: no such file")
+    if args.spdx_schema is not None:
+        checks.existing(args.spdx_schema, "--spdx-schema", "CycloneDX spdx.schema.json file")
     made = release.make_release(
         board,
         directory,

@@ -8,7 +8,7 @@ import os
 import sys
 from pathlib import Path
 
-from fwgen import qemu, smoke
+from fwgen import checks, qemu, smoke
 from fwgen.board import Board
 from fwgen.commands import add_board_argument, board_from_args
 from fwgen.errors import FwgenError
@@ -90,6 +90,10 @@ def multiplier(value: float | None) -> float:
 
 def run(args: argparse.Namespace) -> int:
     scale = multiplier(args.timeout_multiplier)
+    if args.junit is not None:
+        checks.output_file(args.junit, "--junit")
+    if args.results is not None:
+        checks.output_dir(args.results, "--results")
     board, images = images_from_args(args)
     results, note = smoke.results_dir(images.directory, args.results)
     print(
