@@ -300,6 +300,18 @@ class Board:
     source: Path = field(default=Path(), internal=True)
     base: Path = field(default=Path(), internal=True)
 
+    @property
+    def argument(self) -> str:
+        """How a command line names this board: its name when that finds this very recipe
+        (fwgen's own, or on FWGEN_BOARD_PATH), else --board with the recipe's path."""
+        try:
+            found = load_board(self.name) if self.name else None
+        except FwgenError:
+            found = None
+        if found is not None and found.source.resolve() == self.source.resolve():
+            return self.name
+        return f"--board {shlex.quote(str(self.source))}"
+
     def kernel(self, variant: str | None) -> KernelVariant:
         """The named kernel variant, or the default one for None."""
         chosen = variant or self.default_kernel

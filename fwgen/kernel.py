@@ -88,7 +88,9 @@ class KernelSource:
         if before.get("stat") == self.identity["stat"] and before.get("content_sha256"):
             digest = before["content_sha256"]
         else:
-            log.info("hashing the kernel source tree %s (its identity for the manifest)", self.tree)
+            log.debug(
+                "hashing the kernel source tree %s (its identity for the manifest)", self.tree
+            )
             digest = fingerprint.tree_content(self.tree, skip=(".git",))
         return KernelSource(self.tree, {**self.identity, "content_sha256": digest})
 

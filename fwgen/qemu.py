@@ -75,7 +75,7 @@ def find_images(board: Board, directory: Path, variant: str | None = None) -> Im
     """Check `directory` (a build's images/ or a release directory) and say what to boot;
     FwgenError naming what is missing or wrong."""
     build_hint = (
-        f"build it first: fwgen build {board.name} --kernel-only --rootfs DIR|CPIO, or pass "
+        f"build it first: fwgen build {board.argument} --kernel-only --rootfs DIR|CPIO, or pass "
         "--images DIR (a build's images/ or a release directory)"
     )
     if not directory.is_dir():
@@ -148,7 +148,11 @@ def check_zimage(path: Path) -> None:
         what = "an x86 bzImage (wrong architecture)"
     else:
         what = "not an ARM zImage (no magic 0x016f2818 at offset 0x24; wrong architecture?)"
-    raise FwgenError(f"{path} is {what}", "build the kernel for ARM: make ARCH=arm zImage")
+    raise FwgenError(
+        f"{path} is {what}",
+        "build the kernel for ARM (fwgen build BOARD --kernel-only --rootfs DIR|CPIO, or "
+        "make ARCH=arm CROSS_COMPILE=arm-linux-gnueabi- zImage)",
+    )
 
 
 def _word(path: Path, offset: int, fmt: str) -> int | None:

@@ -99,7 +99,7 @@ def check_images(directory: Path, board: Board) -> dict[str, Any]:
         raise FwgenError(
             f"{directory} does not match its {images.MANIFEST}/{images.SUMS}:\n  "
             + "\n  ".join(problems),
-            "rebuild (fwgen build), or release the images that were built and tested",
+            "rebuild (fwgen build BOARD), or release the images that were built and tested",
         )
     manifest = images.load_manifest(directory)
     if manifest.get("board") not in (None, board.name):
@@ -376,6 +376,7 @@ def readme(
     kernel = manifest.get("kernel") or {}
     dtb = f"{kernel.get('device_tree', 'vexpress-v2p-ca9')}.dtb"
     card = f"{IMAGE}.xz" in files
+    arg = board.name  # the receiver names the board; see the note below for other boards
     builtin = board.source.resolve().is_relative_to(paths.boards_dir().resolve())
     lines = [
         f"{name}",
@@ -402,7 +403,7 @@ def readme(
             "Flash to an SD card (replace /dev/sdX with the card's whole-disk device)",
             "------------------------------------------------------------------------",
             f"  $ bmaptool copy {IMAGE}.xz /dev/sdX",
-            f"  $ fwgen flash {board.name} --images . --device /dev/sdX",
+            f"  $ fwgen flash {arg} --images . --device /dev/sdX",
             f"bmaptool writes only the blocks {BMAP} maps and checks each; fwgen flash also",
             "checks the image against this release before writing and reads the card back.",
             "",
@@ -426,8 +427,8 @@ def readme(
             f"      -initrd {rootfs} -append {shlex.quote(q.initramfs_append)}",
         ]
     lines += [
-        f"  $ fwgen run {board.name} --images .",
-        f"  $ fwgen smoke {board.name} --images .",
+        f"  $ fwgen run {arg} --images .",
+        f"  $ fwgen smoke {arg} --images .",
         "fwgen run boots the same way; fwgen smoke boots it and runs the board's checks (its",
         "console log and verdict go next to this directory, or to a new directory under",
         "$TMPDIR when that cannot be written: the output says where; --results DIR chooses).",
@@ -470,7 +471,7 @@ def make_release(
     if untested and not allow_untested:
         raise FwgenError(
             f"refusing to release untested images: {untested}",
-            f"run: fwgen smoke {board.name} --images {directory} (or pass --allow-untested, "
+            f"run: fwgen smoke {board.argument} --images {directory} (or pass --allow-untested, "
             "which the release manifest records)",
         )
     version = check_version(version or default_version())

@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     if layout is None or card is None or not card.path.is_file():
         raise FwgenError(
             f"no {flash.IMAGE} in {directory}: only a Buildroot build makes an SD card image",
-            f"build it: fwgen build {board.name} (not --kernel-only), or pass --images DIR "
+            f"build it: fwgen build {board.argument} (not --kernel-only), or pass --images DIR "
             "(a build's images/ or a release directory)",
         )
     bmap = directory / flash.BMAP

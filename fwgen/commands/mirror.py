@@ -76,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
     )
     print(f"check: (cd {result.out} && sha256sum -c --quiet SHA256SUMS)")
     print(
-        f"build with it: fwgen build {board.name} --mirror URL_OF_THAT_DIR --offline "
+        f"build with it: fwgen build {board.argument} --mirror URL_OF_THAT_DIR --offline "
         "(http://... or file:///...)"
     )
     return 0

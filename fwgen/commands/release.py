@@ -84,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
     if not directory.is_dir():
         raise FwgenError(
             f"no images directory at {directory}",
-            f"build and smoke first (fwgen build {board.name}; fwgen smoke {board.name}), "
+            f"build and smoke first (fwgen build {board.argument}; fwgen smoke {board.argument}), "
             "or pass --images DIR",
         )
     if args.spdx_schema is not None:

@@ -31,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
         how = f"was killed by signal {-status}" if status < 0 else f"exited with status {status}"
         raise FwgenError(
             f"QEMU {how} (its own message is above)",
-            f"check the images and QEMU's arguments; fwgen smoke {board.name} --images "
+            f"check the images and QEMU's arguments; fwgen smoke {board.argument} --images "
             f"{images.directory} says what goes wrong at boot",
         )
     return 0
