@@ -17,8 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from tqdm import tqdm
+
 from fwgen import __version__, fsutil
 from fwgen.errors import FwgenError
+from fwgen.log import progress_disabled
 
 MANIFEST = "manifest.json"
 SUMS = "SHA256SUMS"
@@ -168,13 +171,17 @@ def read_layout(directory: Path) -> Layout:
 
 
 def content_sha256(image: ImageFile) -> tuple[str, int]:
-    """(sha256, size) of the image's content, read in large blocks."""
+    """(sha256, size) of the image's content, read in large blocks (with a progress bar)."""
     digest = hashlib.sha256()
     size = 0
-    with image.open() as f:
+    with (
+        image.open() as f,
+        tqdm(unit="B", unit_scale=True, disable=progress_disabled(), desc="check") as bar,
+    ):
         while chunk := f.read(fsutil.CHUNK_SIZE):
             digest.update(chunk)
             size += len(chunk)
+            bar.update(len(chunk))
     return digest.hexdigest(), size
 
 
