@@ -103,6 +103,16 @@ def smoke_dir(images: Path) -> Path:
     return resolved.parent / f"{resolved.name}-smoke"
 
 
+def _as_given(images: Path, directory: Path) -> Path:
+    """`directory` (next to `images`) spelled the way `images` was given (relative stays
+    relative), when that names the same directory."""
+    shown = Path(os.path.normpath(os.path.join(images, os.pardir, directory.name)))
+    try:
+        return shown if os.path.samefile(shown, directory) else directory
+    except OSError:
+        return directory
+
+
 def results_dir(images: Path, chosen: Path | None = None) -> tuple[Path, str]:
     """Where this run's results go, and a note when that is not the default place.
 
@@ -128,7 +138,7 @@ def results_dir(images: Path, chosen: Path | None = None) -> tuple[Path, str]:
     try:
         default.mkdir(exist_ok=True)
         if os.access(default, os.W_OK):
-            return default, ""
+            return _as_given(images, default), ""
         why = "cannot be written"
     except OSError as e:
         why = f"cannot be created ({e.strerror})"
