@@ -7,7 +7,9 @@ stages read it and never re-derive what it says.
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,17 +45,24 @@ def _requirements(value: tuple[str, ...]) -> str | None:
     return None
 
 
-def _relative_path(value: str) -> str | None:
-    if value.startswith("/") or ".." in Path(value).parts:
-        return "must be a path relative to fwgen's data root, without '..'"
+def _recipe_path(value: str) -> str | None:
+    if "\0" in value or "\n" in value:
+        return "must be a path (no NUL or newline characters)"
     return None
 
 
-def _relative_paths(value: tuple[str, ...]) -> str | None:
+def _recipe_paths(value: tuple[str, ...]) -> str | None:
     for item in value:
-        if problem := _relative_path(item):
+        if not item:
+            return "an empty string is not a path"
+        if problem := _recipe_path(item):
             return f"{item!r} {problem}"
     return None
+
+
+def _beside(base: Path, value: str) -> Path:
+    """A recipe path: relative ones are relative to the recipe's folder (`base`)."""
+    return Path(os.path.normpath(base / value))
 
 
 @dataclass(frozen=True)
@@ -107,7 +116,7 @@ class BuildrootSpec(Download):
 
     `target` are the Buildroot lines choosing architecture, CPU and FPU; `gcc` the GCC major
     version (BR2_GCC_VERSION_<gcc>_X); `extra` further BR2_ lines (packages, options).
-    Paths are relative to fwgen's data root (board/, br2-external/).
+    Paths are relative to the recipe's folder (`base`, set by the loader).
     """
 
     version: str = field(check=non_empty)
@@ -116,15 +125,16 @@ class BuildrootSpec(Download):
     kernel_image: str = field(default="zImage", check=_kernel_image)
     rootfs_size: str = field(default="64M", check=_power_of_two_size)
     getty_port: str = field(default="ttyAMA0", check=_getty_port)
-    post_image_script: str = field(default="", check=_relative_path)
-    genimage_config: str = field(default="", check=_relative_path)
+    post_image_script: str = field(default="", check=_recipe_path)
+    genimage_config: str = field(default="", check=_recipe_path)
     extra: tuple[str, ...] = field(default=(), check=_br2_lines)
+    base: Path = field(default=Path(), internal=True)
 
     def post_image_path(self) -> Path | None:
-        return paths.data_root() / self.post_image_script if self.post_image_script else None
+        return _beside(self.base, self.post_image_script) if self.post_image_script else None
 
     def genimage_path(self) -> Path | None:
-        return paths.data_root() / self.genimage_config if self.genimage_config else None
+        return _beside(self.base, self.genimage_config) if self.genimage_config else None
 
 
 def _license_files(value: dict[str, str]) -> str | None:
@@ -141,20 +151,21 @@ class KernelVariant(Download):
     version: str = field(check=non_empty)
     defconfig: str = field(check=non_empty)
     device_tree: str = field(check=non_empty)
-    patches: str = field(check=_relative_path)
-    fragment: str = field(check=_relative_path)
+    patches: str = field(check=_recipe_path)
+    fragment: str = field(check=_recipe_path)
     requirements: tuple[str, ...] = field(check=_requirements)
     description: str = ""
     # License file -> its sha256: BR2_LINUX_KERNEL_LICENSE_FILES for `make legal-info`, whose
     # hash check fwgen feeds from here. Empty: Buildroot's default list (COPYING and
     # LICENSES/..., which kernels before 4.16 do not have) and Buildroot's own hashes.
     license_files: dict[str, str] = field(default_factory=dict, check=_license_files)
+    base: Path = field(default=Path(), internal=True)  # the recipe's folder
 
     def patches_dir(self) -> Path:
-        return paths.data_root() / self.patches
+        return _beside(self.base, self.patches)
 
     def fragment_path(self) -> Path:
-        return paths.data_root() / self.fragment
+        return _beside(self.base, self.fragment)
 
 
 @dataclass(frozen=True)
@@ -230,12 +241,18 @@ class SmokeCheck:
 
 @dataclass(frozen=True)
 class SmokeLogin:
-    """Booting to the serial login prompt and logging in; one deadline for all of it."""
+    """Booting to the serial login prompt and logging in; one deadline for all of it.
+
+    A console that shows nothing at all for `first_output` seconds (scaled like every
+    timeout) ends the run at once: the kernel, device tree or console= setting is wrong,
+    and waiting out `timeout` would not change that.
+    """
 
     prompt: str = field(default="login:", check=_regex)
     user: str = field(default="root", check=non_empty)
     password: str = ""
     timeout: float = field(default=300.0, check=_positive)
+    first_output: float = field(default=20.0, check=_positive)
 
 
 @dataclass(frozen=True)
@@ -286,10 +303,24 @@ class Board:
     buildroot: BuildrootSpec
     kernels: dict[str, KernelVariant]
     qemu: Qemu
-    overlays: tuple[str, ...] = field(check=_relative_paths)
+    overlays: tuple[str, ...] = field(check=_recipe_paths)
     smoke: Smoke = Smoke()
-    name: str = dataclasses.field(default="", init=False)
-    source: Path = dataclasses.field(default=Path(), init=False)
+    # Set by the loader: the board's name (its folder's), the recipe file and its folder.
+    name: str = field(default="", internal=True)
+    source: Path = field(default=Path(), internal=True)
+    base: Path = field(default=Path(), internal=True)
+
+    @property
+    def argument(self) -> str:
+        """How a command line names this board: its name when that finds this very recipe
+        (fwgen's own, or on FWGEN_BOARD_PATH), else --board with the recipe's path."""
+        try:
+            found = load_board(self.name) if self.name else None
+        except FwgenError:
+            found = None
+        if found is not None and found.source.resolve() == self.source.resolve():
+            return self.name
+        return f"--board {shlex.quote(str(self.source))}"
 
     def kernel(self, variant: str | None) -> KernelVariant:
         """The named kernel variant, or the default one for None."""
@@ -304,16 +335,45 @@ class Board:
 
     def overlay_dirs(self) -> list[Path]:
         """Rootfs overlays, in the order they are applied (later ones win)."""
-        return [paths.data_root() / o for o in self.overlays]
+        return [_beside(self.base, o) for o in self.overlays]
 
     def downloads(self, variant: str | None) -> list[Download]:
         """Everything a build of this board with that kernel variant fetches."""
         return [self.buildroot, self.kernel(variant)]
 
 
+BOARD_PATH_VAR = "FWGEN_BOARD_PATH"
+RECIPE = "board.toml"
+
+
+def search_path() -> list[Path]:
+    """Where board names are looked up: $FWGEN_BOARD_PATH (':'-separated folders, each
+    holding <name>/board.toml, searched in order), then fwgen's own board/ folder."""
+    folders = []
+    for entry in os.environ.get(BOARD_PATH_VAR, "").split(os.pathsep):
+        if not entry:
+            continue
+        folder = Path(entry).expanduser()
+        if not folder.is_dir():
+            raise FwgenError(
+                f"{BOARD_PATH_VAR} names {entry}, which is not a folder",
+                f"create it (mkdir -p {shlex.quote(entry)}) or remove it from {BOARD_PATH_VAR}",
+            )
+        folders.append(folder)
+    return [*folders, paths.boards_dir()]
+
+
+def recipe_files() -> list[tuple[str, Path]]:
+    """(name, recipe file) for every board on the search path; the first of a name wins."""
+    found: dict[str, Path] = {}
+    for folder in search_path():
+        for recipe in sorted(folder.glob(f"*/{RECIPE}")):
+            found.setdefault(recipe.parent.name, recipe)
+    return sorted(found.items())
+
+
 def board_names() -> list[str]:
-    root = paths.boards_dir()
-    return sorted(p.parent.name for p in root.glob("*/board.toml"))
+    return [name for name, _ in recipe_files()]
 
 
 def is_recipe_path(name: str) -> bool:
@@ -321,21 +381,63 @@ def is_recipe_path(name: str) -> bool:
     return "/" in name or name.endswith(".toml")
 
 
+def recipe_file(given: str | Path) -> Path:
+    """The recipe file a path names: the file itself, or board.toml in the folder."""
+    path = Path(given).expanduser()
+    if path.is_dir():
+        if (path / RECIPE).is_file():
+            return (path / RECIPE).resolve()
+        raise FwgenError(
+            f"board recipe {given}: a folder without a {RECIPE}",
+            f"give the recipe file, or a folder holding {RECIPE}",
+        )
+    if not path.is_file():
+        raise FwgenError(
+            f"board recipe {given}: no such file",
+            "give a board name (see: fwgen boards) or the path of a board.toml",
+        )
+    return path.resolve()
+
+
 def load_board(name: str) -> Board:
-    """One of fwgen's boards by name, or a recipe file by path (its board name is its folder's)."""
+    """A board by name (on the search path), or a recipe file by path (its board name is its
+    folder's)."""
     if is_recipe_path(name):
-        given = Path(name).expanduser()
-        if not given.is_file():
-            raise FwgenError(
-                f"board recipe {name}: no such file",
-                "give a board name (see 'fwgen boards') or the path of a board.toml",
-            )
-        return load_board_file(given.resolve())
-    path = paths.boards_dir() / name / "board.toml"
-    if not re.match(r"^[A-Za-z0-9_-]+$", name) or not path.is_file():
-        known = ", ".join(board_names()) or "none"
-        raise FwgenError(f"unknown board '{name}'", f"known boards: {known}")
-    return load_board_file(path)
+        return load_board_file(recipe_file(name))
+    if re.match(r"^[A-Za-z0-9_-]+$", name):
+        for folder in search_path():
+            path = folder / name / RECIPE
+            if path.is_file():
+                return load_board_file(path)
+    known = ", ".join(board_names()) or "none"
+    raise FwgenError(
+        f"unknown board '{name}'",
+        f"known boards: {known}; or give a recipe with --board FILE (see: fwgen boards)",
+    )
+
+
+def _recipe_paths_exist(board: Board, path: Path) -> None:
+    """Every path of the recipe must exist (a file or a folder, as its key says)."""
+    br = board.buildroot
+    wanted: list[tuple[str, str, Path | None, bool]] = [  # key, as written, resolved, folder?
+        ("buildroot.post_image_script", br.post_image_script, br.post_image_path(), False),
+        ("buildroot.genimage_config", br.genimage_config, br.genimage_path(), False),
+    ]
+    for variant, k in board.kernels.items():
+        wanted.append((f'kernels."{variant}".patches', k.patches, k.patches_dir(), True))
+        wanted.append((f'kernels."{variant}".fragment', k.fragment, k.fragment_path(), False))
+    for i, (text, folder) in enumerate(zip(board.overlays, board.overlay_dirs(), strict=True)):
+        wanted.append((f"overlays[{i}]", text, folder, True))
+    for key, text, resolved, is_dir in wanted:
+        if resolved is None or (resolved.is_dir() if is_dir else resolved.is_file()):
+            continue
+        kind = "folder" if is_dir else "file"
+        what = "does not exist" if not resolved.exists() else f"is not a {kind}"
+        raise RecipeError(
+            f"{path}: key '{key}': {text!r} ({resolved}) {what}; paths in a recipe are "
+            "relative to the recipe's folder",
+            f"correct the path in {path}, or create the {kind}",
+        )
 
 
 def load_board_file(path: Path) -> Board:
@@ -352,6 +454,20 @@ def load_board_file(path: Path) -> Board:
                 f"{path}: '{download.file}' is pinned twice with different sha256 values",
                 "one file name, one content: rename one of them or fix its sha256",
             )
-    object.__setattr__(board, "name", path.parent.name)
-    object.__setattr__(board, "source", path)
+    base = path.parent
+    if not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$", base.name):
+        raise RecipeError(
+            f"{path}: a board is named after its recipe's folder, and {base.name!r} is not a "
+            "plain name (letters, digits, . _ + -)",
+            f"put the recipe into a folder named after the board, e.g. myboard/{RECIPE}",
+        )
+    board = dataclasses.replace(
+        board,
+        name=path.parent.name,
+        source=path,
+        base=base,
+        buildroot=dataclasses.replace(board.buildroot, base=base),
+        kernels={v: dataclasses.replace(k, base=base) for v, k in board.kernels.items()},
+    )
+    _recipe_paths_exist(board, path)
     return board

@@ -786,7 +786,10 @@ def build_manifest(p: Prepared) -> dict[str, Any]:
             "source": p.inputs.module,
             "sha256": fsutil.sha256_file(module) if module else "",
         },
-        "overlays": {o: fingerprint.tree_content(paths.data_root() / o) for o in p.board.overlays},
+        "overlays": {
+            o: fingerprint.tree_content(d)
+            for o, d in zip(p.board.overlays, p.board.overlay_dirs(), strict=True)
+        },
         "fwgen_version": __version__,
     }
 

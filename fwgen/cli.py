@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import sys
 import traceback
@@ -61,12 +62,33 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 1
+    except OSError as e:
+        if e.errno in _PLACE_ERRORS and e.filename:
+            # The host said no to a path the user chose (read-only, no permission, full).
+            if args.debug:
+                traceback.print_exc()
+            print(
+                f"fwgen: error: cannot write {e.filename}: {e.strerror}\n"
+                "  fix: choose a place you can write (the command's -o/--out/--results "
+                "option), or make room there",
+                file=sys.stderr,
+            )
+            return 2
+        return _internal(e, args.debug)
     except Exception as e:  # an fwgen bug, not a user error
-        if args.debug:
-            traceback.print_exc()
-        print(
-            f"fwgen: internal error: {type(e).__name__}: {e}\n"
-            "  run again with --debug for the traceback, and report it",
-            file=sys.stderr,
-        )
-        return 1
+        return _internal(e, args.debug)
+
+
+# Errors about where files go, not about fwgen: exit 2 with the path.
+_PLACE_ERRORS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT}
+
+
+def _internal(e: BaseException, debug: bool) -> int:
+    if debug:
+        traceback.print_exc()
+    print(
+        f"fwgen: internal error: {type(e).__name__}: {e}\n"
+        "  run again with --debug for the traceback, and report it",
+        file=sys.stderr,
+    )
+    return 1

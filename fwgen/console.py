@@ -60,6 +60,10 @@ class ConsoleClosed(ConsoleError):
     """The other end went away (QEMU exited)."""
 
 
+class ConsoleSilent(ConsoleTimeout):
+    """Nothing at all arrived on the console."""
+
+
 class KernelFault(ConsoleError):
     """A panic, oops, BUG or WARNING appeared on the console."""
 
@@ -123,6 +127,19 @@ class Console:
         raise ConsoleTimeout(
             f"timed out after {deadline.seconds:.0f} s waiting for {waiting_for}", self.tail()
         )
+
+    def first_output(self, deadline: Deadline) -> None:
+        """Wait until the console shows anything at all; ConsoleSilent if it does not."""
+        index = self.child.expect(
+            [r"(?s).", pexpect.EOF, pexpect.TIMEOUT], timeout=deadline.remaining()
+        )
+        self._remember(self.child.before, self.child.after)
+        if index == 1:
+            raise ConsoleClosed(
+                "the console closed (QEMU exited) while waiting for the first console output"
+            )
+        if index == 2:
+            raise ConsoleSilent(f"no console output in {deadline.seconds:.0f} s")
 
     def _remember(self, *parts: object) -> None:
         for part in parts:

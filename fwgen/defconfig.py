@@ -180,7 +180,7 @@ def _existing(path: Path, key: str, board: Board) -> Path:
     if not path.exists():
         raise FwgenError(
             f"{board.source}: key '{key}': {path} does not exist",
-            "fix the path (relative to fwgen's data root) or create it",
+            "fix the path (relative to the recipe's folder) or create it",
         )
     return path
 

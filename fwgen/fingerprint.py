@@ -9,20 +9,21 @@ from pathlib import Path
 from fwgen.fsutil import sha256_file
 
 
-def _walk(root: Path) -> list[Path]:
+def _walk(root: Path, skip: tuple[str, ...] = ()) -> list[Path]:
     found: list[Path] = []
     for dirpath, dirnames, filenames in os.walk(root):
-        dirnames.sort()
+        dirnames[:] = sorted(d for d in dirnames if d not in skip)
         base = Path(dirpath)
         found.extend(base / name for name in sorted(filenames))
         found.extend(base / name for name in dirnames if (base / name).is_symlink())
     return found
 
 
-def tree_content(root: Path) -> str:
-    """sha256 over every file's relative path, executable bit and content (small trees)."""
+def tree_content(root: Path, skip: tuple[str, ...] = ()) -> str:
+    """sha256 over every file's relative path, executable bit and content (folders named
+    in `skip`, e.g. .git, left out at any depth)."""
     digest = hashlib.sha256()
-    for path in _walk(root):
+    for path in _walk(root, skip):
         rel = path.relative_to(root).as_posix()
         if path.is_symlink():
             entry = f"L {rel} {os.readlink(path)}"

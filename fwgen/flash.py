@@ -1,16 +1,24 @@
 """Write sdcard.img to an SD card (or a file), safely.
 
-With the image's .bmap the copy is bmaptool's (only mapped blocks are written, each range's
-checksum is verified); without one, a plain full copy followed by a verifying read-back.
-Before anything is written the target is inspected through a `SystemView` (sysfs root and
-mounts file, both parameters so tests can fake them) and refused when it does not exist, is
-mounted or holds a mounted partition, holds the running system, is not removable (unless
-forced) or is smaller than the image.
+With the image's .bmap the copy is bmaptool's (only mapped blocks are written); without one,
+a plain full copy. Either way the written bytes are then read back from the target and
+compared (the mapped ranges against the bmap's sha256s, a full copy against the image's
+sha256), unless --no-verify.
+
+Before anything is written the image is checked against its directory's SHA256SUMS and
+manifest.json (`Expected`), and the target is inspected through a `SystemView` (sysfs root and
+mounts file, both parameters so tests can fake them) and refused when it is one of the
+flash's inputs (the image, its bmap, anything in the images directory, through any link or
+bind mount), does not exist under /dev, is a partition rather than a whole disk, is mounted
+or holds a mounted partition, holds the running system, is not removable (unless forced) or
+is smaller than the image.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import lzma
 import os
 import re
 import shutil
@@ -18,9 +26,10 @@ import stat
 import sys
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 import pexpect
 from tqdm import tqdm
@@ -67,6 +76,7 @@ class Target:
     model: str = ""
     removable: bool | None = None
     partitions: list[str] = field(default_factory=list)
+    parent_disk: str | None = None  # set when the device is a partition: its whole disk
     created: bool = False  # a regular file fwgen creates (removed again on failure)
 
     def describe(self) -> str:
@@ -82,6 +92,16 @@ class Target:
         )
 
 
+@dataclass(frozen=True)
+class Expected:
+    """What the image's content must be before anything is written: its sha256, its size,
+    and what that was checked against (said in the final line)."""
+
+    sha256: str
+    size: int
+    against: str
+
+
 @dataclass
 class FlashResult:
     target: Target
@@ -89,10 +109,17 @@ class FlashResult:
     seconds: float
     verified: bool
     method: str  # "bmaptool" or "full copy"
+    how: str = ""  # what was read back and compared with what
+    checked_before: str = ""  # what the image matched before writing
 
     def summary(self) -> str:
         rate = self.written / self.seconds if self.seconds > 0 else 0.0
-        check = "verified" if self.verified else "NOT verified (--no-verify)"
+        if self.verified:
+            check = f"verified: {self.how}"
+        else:
+            check = "NOT verified (--no-verify): nothing was read back"
+        if self.checked_before:
+            check += f" ({self.checked_before})"
         return (
             f"wrote {human(self.written)} ({self.written} bytes) to {self.target.path} "
             f"in {self.seconds:.1f} s ({human(int(rate))}/s) with {self.method}; {check}"
@@ -235,12 +262,71 @@ def inspect(device: Path, view: SystemView) -> Target:
         model=" ".join(_read(disk / "device" / "model").split()),
         removable={"1": True, "0": False}.get(_read(disk / "removable")),
         partitions=_partitions(block_dir),
+        parent_disk=disk.name if disk != block_dir else None,
     )
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def _loop_backing_file(target: Target, view: SystemView) -> Path | None:
+    """The file behind a loop device (writing the device writes that file)."""
+    block_dir = view.block_dir(target.path) if target.block else None
+    if block_dir is None:
+        return None
+    text = _read(_disk_of(block_dir) / "loop" / "backing_file")
+    return Path(text.removesuffix(" (deleted)")) if text else None
+
+
+def input_refusals(target: Target, inputs: list[Path], view: SystemView | None = None) -> list[str]:
+    """Why `target` is one of the flash's inputs: the image, its bmap, or anything inside the
+    images directory, reached by name, symlink, hard link (same inode), bind mount, or as
+    the file behind a loop device."""
+    view = view or SystemView()
+    directories = [p for p in inputs if p.is_dir()]
+    files = [p for p in inputs if p.is_file()]
+    for folder in directories:
+        files += [p for p in folder.iterdir() if p.is_file()]
+    wanted = {_identity(folder): folder for folder in directories}
+    wanted.pop(None, None)
+    written = [(target.path, str(target.given))]
+    backing = _loop_backing_file(target, view)
+    if backing is not None:
+        written.append((backing, f"{target.given} (a loop device on {backing})"))
+    for path, shown in written:
+        mine = _identity(path)
+        for file in files:
+            if mine is not None and mine == _identity(file):
+                return [
+                    f"{shown} is {file} (the same file, by name, link or bind mount): writing "
+                    "it would destroy the flash's own input"
+                ]
+        # Inside an images directory: by path, or through a folder that is that directory
+        # under another name (a symlinked or bind-mounted view of it).
+        for ancestor in [path.parent, *path.parent.parents]:
+            folder = wanted.get(_identity(ancestor))
+            if folder is not None:
+                return [
+                    f"{shown} is inside the images directory {folder}: fwgen never writes "
+                    "there (it would change or destroy the flash's inputs)"
+                ]
+    return []
 
 
 def refusals(target: Target, image_size: int, view: SystemView, *, force: bool) -> list[str]:
     """Why `target` must not receive an image of `image_size` bytes (empty: go ahead)."""
     problems: list[str] = []
+    if target.block and target.parent_disk:
+        problems.append(
+            f"{target.path} is a partition of {view.dev / target.parent_disk}: fwgen writes "
+            f"whole disks only (the image holds its own partition table); use --device "
+            f"{view.dev / target.parent_disk}"
+        )
     if target.block:
         names = {target.path.name, *target.partitions}
         for source, mountpoint in _mount_sources(view):
@@ -334,9 +420,10 @@ def copy_with_bmap(image: Path, bmap: Path, target: Target, *, verify: bool) -> 
     if tool is None:
         raise FwgenError(
             "bmaptool is not installed (needed to write with a .bmap)",
-            "install it: sudo apt install bmap-tools (or check with: fwgen doctor flash)",
+            "install it: apt-get install bmap-tools (as root; check with: fwgen doctor "
+            "--stage flash)",
         )
-    total = mapped_bytes(bmap, image.stat().st_size)
+    total = mapped_bytes(bmap)
     argv = ["copy", "--bmap", str(bmap), *([] if verify else ["--no-verify"])]
     argv += [str(image), str(target.path)]
     child = pexpect.spawn(tool, argv, timeout=None, env={**os.environ, "LC_ALL": "C"})
@@ -382,51 +469,116 @@ def _open_target(target: Target, size: int) -> int:
     return fd
 
 
-def copy_full(image: Path, target: Target, *, verify: bool) -> int:
-    """Copy every byte of `image`, fsync, then read it back and compare sha256s."""
-    size = image.stat().st_size
+def open_image(image: Path) -> IO[bytes]:
+    """The image's content: an .xz (as a release holds it) is decompressed on the fly."""
+    return lzma.open(image, "rb") if image.name.endswith(".xz") else image.open("rb")
+
+
+def image_size(image: Path) -> int:
+    if not image.name.endswith(".xz"):
+        return image.stat().st_size
+    size = 0
+    with open_image(image) as f:
+        while chunk := f.read(BUFFER):
+            size += len(chunk)
+    return size
+
+
+def copy_full(image: Path, target: Target, size: int) -> tuple[int, str]:
+    """Copy every byte of `image` to the target and fsync; (bytes, sha256 of what was sent)."""
     digest = hashlib.sha256()
     fd = _open_target(target, size)
-    disable = progress_disabled()
+    written = 0
     try:
         with (
-            image.open("rb") as src,
-            tqdm(total=size, unit="B", unit_scale=True, disable=disable, desc="write") as bar,
+            open_image(image) as src,
+            tqdm(total=size, unit="B", unit_scale=True, disable=progress_disabled()) as bar,
         ):
             while chunk := src.read(BUFFER):
                 digest.update(chunk)
                 view = memoryview(chunk)
                 while view:
                     view = view[os.write(fd, view) :]
+                written += len(chunk)
                 bar.update(len(chunk))
         os.fsync(fd)
-        if verify:
-            os.lseek(fd, 0, os.SEEK_SET)
-            if target.block:
-                _drop_cache(fd)
-            back = hashlib.sha256()
-            left = size
-            with tqdm(total=size, unit="B", unit_scale=True, disable=disable, desc="verify") as bar:
-                while left:
-                    chunk = os.read(fd, min(BUFFER, left))
-                    if not chunk:
-                        break
-                    back.update(chunk)
-                    left -= len(chunk)
-                    bar.update(len(chunk))
-            if left or back.digest() != digest.digest():
-                raise FwgenError(
-                    f"read-back of {target.path} differs from {image}",
-                    "the card may be faulty or counterfeit; try another card",
-                )
     finally:
         os.close(fd)
-    return size
+    return written, digest.hexdigest()
 
 
-def _drop_cache(fd: int) -> None:
-    if hasattr(os, "posix_fadvise"):
-        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+@contextlib.contextmanager
+def _reading(target: Target) -> Iterator[int]:
+    """The target opened for reading what is really on it (not the page cache)."""
+    fd = os.open(target.path, os.O_RDONLY)
+    try:
+        if hasattr(os, "posix_fadvise"):
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        yield fd
+    finally:
+        os.close(fd)
+
+
+def _read_range(fd: int, start: int, length: int, bar: tqdm) -> tuple[str, int]:
+    digest = hashlib.sha256()
+    got = 0
+    while got < length:
+        chunk = os.pread(fd, min(BUFFER, length - got), start + got)
+        if not chunk:
+            break
+        digest.update(chunk)
+        got += len(chunk)
+        bar.update(len(chunk))
+    return digest.hexdigest(), got
+
+
+def read_back_full(target: Target, size: int, want: str, against: str) -> str:
+    """Read the first `size` bytes back from the target; FwgenError unless their sha256 is
+    `want`. Returns what was compared, for the final line."""
+    with (
+        _reading(target) as fd,
+        tqdm(
+            total=size, unit="B", unit_scale=True, disable=progress_disabled(), desc="verify"
+        ) as bar,
+    ):
+        got, length = _read_range(fd, 0, size, bar)
+    if length != size or got != want:
+        raise FwgenError(
+            f"read-back of {target.path} differs from the image ({against}): the bytes on "
+            "the target are not the ones written",
+            "the card may be faulty or counterfeit; try another card",
+        )
+    return f"read back all {size} bytes, sha256 equal to the image's ({against})"
+
+
+def read_back_mapped(target: Target, image: Path, bmap: Path) -> str:
+    """Read every range the bmap maps back from the target and compare it with the bmap's
+    sha256 (with the image's own bytes where the bmap has no checksum)."""
+    size, block, ranges = bmap_ranges(bmap)
+    total = mapped_bytes(bmap, size)
+    bad: list[str] = []
+    with (
+        _reading(target) as fd,
+        open_image(image) as src,
+        tqdm(
+            total=total, unit="B", unit_scale=True, disable=progress_disabled(), desc="verify"
+        ) as bar,
+    ):
+        for first, last, checksum in sorted(ranges):
+            start, end = first * block, min((last + 1) * block, size)
+            got, length = _read_range(fd, start, end - start, bar)
+            if not (checksum and len(checksum) == 64):  # no sha256 in the bmap: the image's
+                src.seek(start)
+                checksum = hashlib.sha256(src.read(end - start)).hexdigest()
+            if length != end - start or got != checksum:
+                bad.append(f"blocks {first}-{last}")
+    if bad:
+        raise FwgenError(
+            f"read-back of {target.path} differs from {bmap.name} in {', '.join(bad[:5])}"
+            + (f" and {len(bad) - 5} more" if len(bad) > 5 else ""),
+            "the card may be faulty or counterfeit; try another card",
+        )
+    return f"read back the {total} mapped bytes, each range equal to {bmap.name}'s sha256"
 
 
 def flash(
@@ -437,18 +589,28 @@ def flash(
     verify: bool = True,
     yes: bool = False,
     force: bool = False,
+    expected: Expected | None = None,
+    inputs: list[Path] | None = None,
     view: SystemView | None = None,
     ask: Callable[[str], str] | None = None,
     interactive: bool | None = None,
     say: Callable[[str], None] = print,
 ) -> FlashResult:
-    """Check `device`, confirm, write `image` (with `bmap` when given); FwgenError on refusal."""
+    """Check `device`, confirm, write `image` (with `bmap` when given), read it back.
+
+    `inputs` are what the flash must never overwrite (default: the image, the bmap and the
+    image's directory). `expected` is the image's checked content; without it the image is
+    hashed here (and only compared with itself on read-back). FwgenError on any refusal.
+    """
     view = view or SystemView()
     if not image.is_file():
         raise FwgenError(f"no {image.name} at {image}", "build with an SD card image first")
     target = inspect(device, view)
     say(f"target: {target.describe()}")
-    problems = refusals(target, image.stat().st_size, view, force=force)
+    protected = inputs if inputs is not None else [image, image.parent, *([bmap] if bmap else [])]
+    problems = input_refusals(target, protected, view)
+    size = expected.size if expected else image_size(image)
+    problems += refusals(target, size, view, force=force)
     if problems:
         raise FwgenError(
             f"refusing to write {target.path}:\n  " + "\n  ".join(problems),
@@ -459,15 +621,30 @@ def flash(
     if target.block or not target.created:
         confirm(target, yes=yes, ask=ask, interactive=interactive)
     started = time.monotonic()
+    how = ""
     try:
         if bmap is not None:
             written = copy_with_bmap(image, bmap, target, verify=verify)
             method = "bmaptool"
+            if verify:
+                how = read_back_mapped(target, image, bmap)
         else:
-            written = copy_full(image, target, verify=verify)
+            written, sent = copy_full(image, target, size)
             method = "full copy"
+            if expected is not None and sent != expected.sha256:
+                raise FwgenError(
+                    f"{image} changed while it was written (sha256 {sent}, checked "
+                    f"{expected.sha256} before)",
+                    "nothing else may write the images while fwgen flashes them; run again",
+                )
+            if verify:
+                against = expected.against if expected else f"as read from {image.name}"
+                how = read_back_full(target, written, sent, against)
     except BaseException:
         if target.created:
             target.path.unlink(missing_ok=True)
         raise
-    return FlashResult(target, written, time.monotonic() - started, verify, method)
+    before = f"{image.name} matched {expected.against} before writing" if expected else ""
+    return FlashResult(
+        target, written, time.monotonic() - started, verify, method, how, checked_before=before
+    )

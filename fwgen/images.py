@@ -9,13 +9,19 @@ Both paths leave the same names (zImage, <dtb>, rootfs.*, sdcard.img, ...) plus:
 
 from __future__ import annotations
 
+import hashlib
 import json
+import lzma
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
+
+from tqdm import tqdm
 
 from fwgen import __version__, fsutil
 from fwgen.errors import FwgenError
+from fwgen.log import progress_disabled
 
 MANIFEST = "manifest.json"
 SUMS = "SHA256SUMS"
@@ -90,3 +96,164 @@ def verify(images: Path) -> list[str]:
             if listed.get(name) != digest:
                 problems.append(f"{name}: {MANIFEST} and {SUMS} disagree")
     return problems
+
+
+# --- reading an images directory or a release directory -----------------------------------
+
+RELEASE_KEYS = ("release", "images")
+
+
+@dataclass(frozen=True)
+class ImageFile:
+    """One image of a build, as a directory holds it."""
+
+    name: str  # the build's name for it: sdcard.img
+    path: Path  # the file that holds it: sdcard.img, or sdcard.img.xz in a release
+    sha256: str | None  # the content's sha256 as the manifest records it (None: not recorded)
+
+    @property
+    def compressed(self) -> bool:
+        return self.path.name.endswith(".xz") and not self.name.endswith(".xz")
+
+    def open(self) -> IO[bytes]:
+        """The image's content (decompressed when the directory holds it compressed)."""
+        return lzma.open(self.path, "rb") if self.compressed else self.path.open("rb")
+
+
+@dataclass(frozen=True)
+class Layout:
+    """An images directory (a build's images/) or a release directory, read the same way."""
+
+    directory: Path
+    manifest: dict[str, Any]  # the build's manifest ({} when there is none)
+    release: dict[str, Any] | None  # a release's own record, None for a build's images/
+    files: dict[str, ImageFile]
+
+    def file(self, name: str) -> ImageFile | None:
+        return self.files.get(name)
+
+
+def is_release_record(data: Any) -> bool:
+    return isinstance(data, dict) and all(isinstance(data.get(k), dict) for k in RELEASE_KEYS)
+
+
+def read_layout(directory: Path) -> Layout:
+    """What `directory` holds: the build's manifest and where each image is.
+
+    A release directory (manifest.json with "release" and "images") names each image's file
+    in release.files (e.g. sdcard.img -> sdcard.img.xz); a build's images/ holds them under
+    their own names. A directory without manifest.json is read by its file names.
+    """
+    path = directory / MANIFEST
+    data: Any = {}
+    if path.is_file():
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError) as e:
+            raise FwgenError(f"{path} is not valid JSON: {e}", "rebuild the images") from None
+        if not isinstance(data, dict):
+            raise FwgenError(f"{path}: expected a JSON object", "rebuild the images")
+    if is_release_record(data):
+        built = data["images"]
+        recorded = built.get("images") or {}
+        files = {}
+        for name, entry in (data["release"].get("files") or {}).items():
+            if isinstance(entry, dict) and isinstance(entry.get("file"), str):
+                held = directory / Path(entry["file"]).name
+                files[name] = ImageFile(name, held, recorded.get(name))
+        return Layout(directory, built, data["release"], files)
+    recorded = data.get("images") or {}
+    files = {
+        p.name: ImageFile(p.name, p, recorded.get(p.name))
+        for p in (image_files(directory) if directory.is_dir() else [])
+    }
+    return Layout(directory, data, None, files)
+
+
+def content_sha256(image: ImageFile) -> tuple[str, int]:
+    """(sha256, size) of the image's content, read in large blocks (with a progress bar)."""
+    digest = hashlib.sha256()
+    size = 0
+    with (
+        image.open() as f,
+        tqdm(unit="B", unit_scale=True, disable=progress_disabled(), desc="check") as bar,
+    ):
+        while chunk := f.read(fsutil.CHUNK_SIZE):
+            digest.update(chunk)
+            size += len(chunk)
+            bar.update(len(chunk))
+    return digest.hexdigest(), size
+
+
+def listed_sha256(directory: Path, file: Path) -> str | None:
+    """The sha256 SHA256SUMS of `directory` lists for `file` (None: not listed, or no SUMS)."""
+    sums = directory / SUMS
+    if not sums.is_file():
+        return None
+    for line in sums.read_text().splitlines():
+        digest, _, name = line.partition("  ")
+        if name.lstrip("*") == file.name:
+            return digest
+    return None
+
+
+@dataclass(frozen=True)
+class Checked:
+    """An image whose content matched its directory's records: what, and against what."""
+
+    image: ImageFile
+    sha256: str
+    size: int
+    against: str
+
+
+def check_image(layout: Layout, name: str) -> Checked:
+    """The image `name` read whole and compared with SHA256SUMS and manifest.json (both
+    layouts); FwgenError when they are missing, disagree or do not match it."""
+    image = layout.file(name)
+    where = layout.directory
+    if image is None or not image.path.is_file():
+        raise FwgenError(f"no {name} in {where}")
+    rebuild = "rebuild the images, or download the release again; nothing was written"
+    listed = listed_sha256(where, image.path)
+    if listed is None:
+        raise FwgenError(
+            f"{where} has no {SUMS} entry for {image.path.name}: cannot check {name} "
+            "before writing it",
+            "use the images/ folder of an fwgen build or an fwgen release, which list "
+            f"their files in {SUMS}",
+        )
+    if image.sha256 is None:
+        raise FwgenError(
+            f"{where}/{MANIFEST} records no sha256 for {name}: cannot check it", rebuild
+        )
+    if not image.compressed:
+        if listed != image.sha256:
+            raise FwgenError(f"{where}: {SUMS} and {MANIFEST} disagree about {name}", rebuild)
+        digest, size = content_sha256(image)
+        if digest != listed:
+            raise FwgenError(
+                f"{image.path} does not match {SUMS} (sha256 {digest}, listed {listed})", rebuild
+            )
+        return Checked(image, digest, size, f"{SUMS} and {MANIFEST}")
+    if fsutil.sha256_file(image.path) != listed:
+        raise FwgenError(f"{image.path} does not match {SUMS}", rebuild)
+    digest, size = content_sha256(image)
+    if digest != image.sha256:
+        raise FwgenError(
+            f"{image.path} decompresses to sha256 {digest}, but {MANIFEST} records "
+            f"{image.sha256} for {name}",
+            rebuild,
+        )
+    return Checked(image, digest, size, f"{SUMS} and the release's {MANIFEST}")
+
+
+def check_listed(layout: Layout, path: Path) -> None:
+    """A helper file (a .bmap) must match its SHA256SUMS entry."""
+    listed = listed_sha256(layout.directory, path)
+    if listed is None or fsutil.sha256_file(path) != listed:
+        state = "is not listed in" if listed is None else "does not match"
+        raise FwgenError(
+            f"{path} {state} {layout.directory / SUMS}",
+            "rebuild the images, or download the release again; nothing was written",
+        )

@@ -258,7 +258,8 @@ def _read_cpio(archive: Path) -> Iterator[tuple[str, int, tuple[int, int], bytes
         if len(head) < 110 or head[:6] not in (NEWC_MAGIC, CRC_MAGIC):
             raise FwgenError(
                 f"{archive}: not a newc cpio archive (or truncated)",
-                "make it with: find . | cpio -o -H newc",
+                "make it in the root filesystem's folder with: find . | cpio -o -H newc > "
+                "../rootfs.cpio",
             )
         fields = [int(head[6 + 8 * i : 14 + 8 * i], 16) for i in range(13)]
         ino, mode, nlink, size, rmaj, rmin, namesize = (

@@ -43,7 +43,7 @@ from kconfiglib import (
     split_expr,
 )
 
-from fwgen import fsutil
+from fwgen import fsutil, paths
 from fwgen.errors import FwgenError
 
 if TYPE_CHECKING:
@@ -210,7 +210,8 @@ def verify_config(config_path: Path, requirements: Sequence[str]) -> None:
     raise FwgenError(
         f"kernel config {config_path} does not meet the recipe's requirements:\n"
         + "\n".join(details),
-        "regenerate it with 'fwgen config' (or fix the fragment) and rebuild",
+        "regenerate it (fwgen config BOARD --kernel-src DIR|TARBALL -o FILE shows what the "
+        "recipe asks for), or fix the fragment, and rebuild",
     )
 
 
@@ -479,8 +480,8 @@ class _Resolver:
             tried = "\n".join(f"  path tried: {line}" for line in blocked.paths())
             raise FwgenError(
                 f"{req.text} cannot be met: {blocked.summary()}\n{tried}",
-                "change the fragment or the requirement (fwgen config --explain SYMBOL "
-                "shows why a symbol has its value)",
+                "change the fragment or the requirement (fwgen config BOARD --kernel-src "
+                "DIR|TARBALL --explain SYMBOL shows why a symbol has its value)",
             ) from None
 
     # Changes, recorded so that a failed alternative leaves no trace.
@@ -1037,6 +1038,6 @@ def configure_variant(
         defconfig=variant.defconfig,
         requirements=variant.requirements,
         fragment=variant.fragment_path(),
-        fragment_label=variant.fragment,
+        fragment_label=paths.shown(variant.fragment_path()),
         cross_compile=cross_compile,
     )

@@ -63,11 +63,53 @@ class KernelSource:
     tree: Path  # pristine, never modified
     identity: dict[str, str]  # how the source is recognised next time
 
-    def public_identity(self) -> dict[str, str]:
-        """The identity for the manifest: a given tree by its name, not its host path."""
-        if "tree" in self.identity:
-            return {**self.identity, "tree": Path(self.identity["tree"]).name}
-        return self.identity
+    def public_identity(self) -> dict[str, Any]:
+        """What the source was, for the manifest (no host paths): a tarball by its name and
+        sha256; a tree by its folder's name, its kernel version, the sha256 over its files
+        (paths, modes, contents; .git left out) and, in a git checkout, the commit."""
+        if "tree" not in self.identity:
+            return {"kind": "tarball", **self.identity}
+        identity: dict[str, Any] = {
+            "kind": "tree",
+            "tree": Path(self.identity["tree"]).name,
+            "version": kconfig.kernel_version(self.tree),
+            "content_sha256": self.identity.get("content_sha256", ""),
+        }
+        git = _git_state(self.tree)
+        if git:
+            identity["git"] = git
+        return identity
+
+    def with_content(self, previous: Mapping[str, Any] | None) -> KernelSource:
+        """A tree's identity with the sha256 over its files; reused from the last build when
+        the tree's sizes and mtimes are unchanged (hashing a kernel tree takes seconds)."""
+        if "tree" not in self.identity:
+            return self
+        before = (previous or {}).get("source") or {}
+        if before.get("stat") == self.identity["stat"] and before.get("content_sha256"):
+            digest = before["content_sha256"]
+        else:
+            log.debug(
+                "hashing the kernel source tree %s (its identity for the manifest)", self.tree
+            )
+            digest = fingerprint.tree_content(self.tree, skip=(".git",))
+        return KernelSource(self.tree, {**self.identity, "content_sha256": digest})
+
+
+def _git_state(tree: Path) -> dict[str, Any] | None:
+    """The commit of a git checkout, and whether tracked files differ from it."""
+    if not (tree / ".git").exists() or shutil.which("git") is None:
+        return None
+
+    def git(*args: str) -> str | None:
+        done = subprocess.run(["git", "-C", str(tree), *args], capture_output=True, text=True)
+        return done.stdout.strip() if done.returncode == 0 else None
+
+    commit = git("rev-parse", "HEAD")
+    if not commit:
+        return None
+    status = git("status", "--porcelain", "--untracked-files=no")
+    return {"commit": commit, "dirty": bool(status)}
 
 
 def module_source_dir() -> Path:
@@ -86,12 +128,20 @@ def clean(output: Path, board: Board, variant: str) -> None:
         shutil.rmtree(work)
 
 
+def _recognised_by(source: Any) -> Any:
+    if isinstance(source, Mapping):
+        return {k: v for k, v in source.items() if k != "content_sha256"}
+    return source
+
+
 def decide(previous: Mapping[str, Any] | None, current: Mapping[str, Any]) -> Decision:
     """Fresh tree or incremental build, and why: the rebuild rules in one place."""
     if previous is None:
         return Decision(True, ("no earlier kernel-only build here",))
     reasons = []
-    if previous.get("source") != current["source"]:
+    # A tree is recognised by its sizes and mtimes ("stat"); the sha256 over its files is
+    # derived from it (with_content) and only recorded for the manifest.
+    if _recognised_by(previous.get("source")) != _recognised_by(current["source"]):
         reasons.append("the kernel source changed")
     # The series is a list of [name, sha256] pairs: its order matters as much as its content.
     old_series, new_series = previous.get("series", []), current["series"]
@@ -341,7 +391,9 @@ def build_kernel_only(
 
     toolchain = find_toolchain(cross_compile, [output / f"{board.name}-{name}"])
     log.info("toolchain: %s (%s)", toolchain.version, toolchain.origin)
+    previous = _load_state(state_file)
     source = resolve_source(variant, kernel_src, mirrors=mirrors, offline=offline)
+    source = source.with_content(previous)
     version = kconfig.kernel_version(source.tree)
     log.info("kernel source: linux %s (%s)", version, source.identity.get("tarball") or source.tree)
     series = patches.series(variant.patches_dir())
@@ -351,7 +403,7 @@ def build_kernel_only(
         "fixups": HOST_FIXUPS_VERSION,
         "toolchain": {"prefix": toolchain.prefix, "version": toolchain.version},
     }
-    decision = decide(_load_state(state_file), current)
+    decision = decide(previous, current)
     log.info(
         "%s: %s", "fresh tree" if decision.fresh else "incremental", "; ".join(decision.reasons)
     )
@@ -421,7 +473,8 @@ def build_kernel_only(
             },
             "rootfs": _rootfs_identity(rootfs),
             "overlays": {
-                o: fingerprint.tree_content(paths.data_root() / o) for o in board.overlays
+                o: fingerprint.tree_content(d)
+                for o, d in zip(board.overlays, board.overlay_dirs(), strict=True)
             },
         },
     )

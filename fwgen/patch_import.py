@@ -151,10 +151,13 @@ def import_patch(
     Repairs, each recorded in the patch's message: file names rewritten to a/<path> b/<path>
     (the in-tree path is the longest suffix of the names that exists in `kernel_src`; without
     a tree, the names' common part without a leading linux* tree directory; with `strip_hint`
-    N, the new name without its first N components, like patch -pN); hunk headers recounted
-    from their bodies; blank or leading-space-less context lines restored; with `kernel_src`,
-    context and removed lines whose whitespace differs from the tree taken from the tree when
-    exactly one place in the file matches. Added lines are the author's and never change.
+    N, the new name without its first N components, like patch -pN); empty context lines
+    restored. With `kernel_src` only (the tree checks the result): hunk headers recounted
+    from their bodies, leading-space-less context lines restored, context and removed lines
+    whose whitespace differs from the tree taken from the tree when exactly one place in the
+    file matches. Without a tree a count mismatch or a line without a diff prefix is refused:
+    the patch alone cannot tell a miscount from a hunk cut short. A fenced block that is never
+    closed is always refused. Added lines are the author's and never change.
 
     The result is then applied with GNU patch and Buildroot's flags: to a copy of the touched
     files of `kernel_src`, else to a synthetic file made of the hunks' own lines, and the
@@ -171,7 +174,12 @@ def import_patch(
     if "\r\n" in text and text.count("\r\n") == text.count("\n"):
         text = text.replace("\r\n", "\n")
         notes.append("CRLF line ends of the document turned into LF")
-    blocks = _blocks(text)
+    try:
+        blocks = _blocks(text)
+    except _Refused as e:
+        raise FwgenError(
+            f"{source_file}:{e.line}: {e.what}", "nothing was written; fix the document"
+        ) from None
     if not blocks:
         raise FwgenError(
             f"{source_file}: no patch found",
@@ -231,6 +239,14 @@ def _fenced_blocks(lines: list[_Line]) -> Iterator[_Block]:
             j += 1
         words = info.split()
         lang = words[0].lower() if words else ""
+        if lang in ("patch", "diff") and j >= len(lines):
+            # Running to the end of the document: it may well have been cut short there,
+            # and a patch missing its end can still apply (without what is missing).
+            raise _Refused(
+                lines[i].no,
+                f"the ```{lang} block that starts here is never closed: the document may be "
+                f"cut short (add the closing {fence} if the patch is complete)",
+            )
         if lang in ("patch", "diff"):
             yield _Block(f"```{lang} block at line {lines[i].no}", content, fenced=True)
         i = j + 1
@@ -273,8 +289,11 @@ def _is_body_line(text: str) -> bool:
 
 
 def _parse_block(
-    block: _Block, repairs: list[str], resolve: Callable[[_FileDiff], None]
+    block: _Block, repairs: list[str], resolve: Callable[[_FileDiff], None], strict: bool
 ) -> list[_FileDiff]:
+    """The files and hunks of a block. `strict` (no kernel tree to check against): hunk
+    counts must match the hunk's lines and every hunk line must have its diff prefix;
+    nothing is recounted or guessed."""
     lines = block.lines
     files: list[_FileDiff] = []
     k = 0
@@ -292,7 +311,8 @@ def _parse_block(
                 _HUNK_RE.match(lines[end].text) or _is_file_start(lines, end)
             ):
                 end += 1
-            fd.hunks.append(_parse_hunk(fd, lines[k], lines[k + 1 : end], repairs, block.fenced))
+            hunk = _parse_hunk(fd, lines[k], lines[k + 1 : end], repairs, block.fenced, strict)
+            fd.hunks.append(hunk)
             k = end
         files.append(fd)
     if not files:
@@ -341,7 +361,12 @@ def _parse_file_header(lines: list[_Line], k: int) -> tuple[_FileDiff, int]:
 
 
 def _parse_hunk(
-    fd: _FileDiff, header: _Line, body: list[_Line], repairs: list[str], fenced: bool
+    fd: _FileDiff,
+    header: _Line,
+    body: list[_Line],
+    repairs: list[str],
+    fenced: bool,
+    strict: bool = False,
 ) -> _Hunk:
     m = _HUNK_RE.match(header.text)
     assert m is not None
@@ -359,8 +384,19 @@ def _parse_hunk(
         old_start,
         (old_start, old_count, new_start, new_count),
         m.group(5),
-        _hunk_lines(fd, index, body[:taken], repairs),
+        _hunk_lines(fd, index, body[:taken], repairs, strict),
     )
+    counts = (len(hunk.old()), len(hunk.new()))
+    if strict and counts != (old_count, new_count):
+        short = counts[0] < old_count or counts[1] < new_count
+        raise _Refused(
+            header.no,
+            f"{fd.label()} hunk {index}: its header says {old_count} old and {new_count} new "
+            f"lines, but it has {counts[0]} and {counts[1]}: "
+            + ("cut short, or " if short else "")
+            + "miscounted, which the patch alone cannot tell; give --kernel-src to check the "
+            "hunk against the kernel it is for",
+        )
     if not any(x.kind in "+-" for x in hunk.lines):
         raise _Refused(header.no, f"{fd.label()} hunk {index}: no added or removed line")
     if old_count and not hunk.old():
@@ -418,7 +454,7 @@ def _declared_extent(body: list[_Line], core: int, old: int, new: int, fenced: b
 
 
 def _hunk_lines(
-    fd: _FileDiff, index: int, body: list[_Line], repairs: list[str]
+    fd: _FileDiff, index: int, body: list[_Line], repairs: list[str], strict: bool = False
 ) -> list[_HunkLine]:
     out: list[_HunkLine] = []
     where = f"{fd.label()} hunk {index}"
@@ -431,8 +467,17 @@ def _hunk_lines(
         elif text[:1] in (" ", "+", "-"):
             out.append(_HunkLine(text[0], text[1:], line.no))
         elif text == "":
+            # GNU patch reads an empty line in a hunk as an empty context line too; the
+            # header's counts confirm it (strict) or the tree does.
             repairs.append(f"{where}, line {line.no}: blank context line without its space")
             out.append(_HunkLine(" ", "", line.no))
+        elif strict:
+            raise _Refused(
+                line.no,
+                f"{where}: {text.strip()!r} has no diff prefix (' ', '+' or '-'): a context line "
+                "that lost its leading space, or text that is not part of the patch, which the "
+                "patch alone cannot tell; give --kernel-src to check it against the kernel",
+            )
         else:
             repairs.append(f"{where}, line {line.no}: context line without its leading space")
             out.append(_HunkLine(" ", text, line.no))
@@ -765,7 +810,9 @@ def _import_block(
     notes: list[str],
 ) -> ImportedPatch:
     repairs = list(notes)
-    files = _parse_block(block, repairs, lambda fd: _resolve_path(fd, strip_hint, tree, repairs))
+    files = _parse_block(
+        block, repairs, lambda fd: _resolve_path(fd, strip_hint, tree, repairs), tree is None
+    )
     if tree is not None:
         tree_name = _tree_name(tree)
         originals = {

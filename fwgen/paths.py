@@ -40,3 +40,12 @@ def cache_dir() -> Path:
     xdg = os.environ.get("XDG_CACHE_HOME")
     base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
     return base / "fwgen"
+
+
+def shown(path: Path) -> str:
+    """A path for messages: relative to fwgen's data root when inside it (no host prefix),
+    else as it is."""
+    try:
+        return Path(path).relative_to(data_root()).as_posix()
+    except ValueError:
+        return str(path)

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import json
+import lzma
 import os
+import re
 import shutil
 import signal
 import struct
@@ -20,10 +21,11 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pexpect
 
+from fwgen import images as image_dirs
 from fwgen.board import Board
 from fwgen.console import LogFile
 from fwgen.doctor import QEMU_PACKAGES
@@ -70,11 +72,21 @@ def default_images_dir(board: str, variant: str) -> Path:
 
 
 def find_images(board: Board, directory: Path, variant: str | None = None) -> Images:
-    """Check `directory` and say what to boot; FwgenError naming what is missing or wrong."""
-    build_hint = f"build it first: fwgen build {board.name} --kernel-only, or pass --images DIR"
+    """Check `directory` (a build's images/ or a release directory) and say what to boot;
+    FwgenError naming what is missing or wrong."""
+    build_hint = (
+        f"build it first: fwgen build {board.argument} --kernel-only --rootfs DIR|CPIO, or pass "
+        "--images DIR (a build's images/ or a release directory)"
+    )
     if not directory.is_dir():
         raise FwgenError(f"no images directory at {directory}", build_hint)
-    manifest = _manifest(directory)
+    layout = image_dirs.read_layout(directory)
+    manifest = layout.manifest
+
+    def held(name: str) -> Path | None:
+        image = layout.file(name)
+        return image.path if image is not None and image.path.is_file() else None
+
     if manifest.get("board") not in (None, board.name):
         raise FwgenError(
             f"{directory} holds images for board '{manifest['board']}', not '{board.name}'",
@@ -89,12 +101,14 @@ def find_images(board: Board, directory: Path, variant: str | None = None) -> Im
     chosen = str(built or variant or board.default_kernel)
     kernel_variant = board.kernel(chosen)
 
-    kernel = directory / "zImage"
-    if not kernel.is_file():
+    kernel = held("zImage")
+    if kernel is None:
         raise FwgenError(f"no kernel in {directory}: zImage is missing", build_hint)
     check_zimage(kernel)
 
-    dtb = directory / f"{kernel_variant.device_tree}.dtb"
+    dtb = (
+        held(f"{kernel_variant.device_tree}.dtb") or directory / f"{kernel_variant.device_tree}.dtb"
+    )
     if not dtb.is_file():
         others = sorted(p.name for p in directory.glob("*.dtb"))
         found = f" (found: {', '.join(others)})" if others else ""
@@ -106,13 +120,13 @@ def find_images(board: Board, directory: Path, variant: str | None = None) -> Im
         raise FwgenError(f"{dtb} is not a device tree blob (no FDT magic)")
 
     for name in SD_IMAGES:
-        if (directory / name).is_file():
-            rootfs, root = directory / name, "sd"
+        if found := held(name):
+            rootfs, root = found, "sd"
             break
     else:
         for name in INITRAMFS_IMAGES:
-            if (directory / name).is_file():
-                rootfs, root = directory / name, "initramfs"
+            if found := held(name):
+                rootfs, root = found, "initramfs"
                 break
         else:
             wanted = ", ".join(SD_IMAGES + INITRAMFS_IMAGES)
@@ -134,7 +148,11 @@ def check_zimage(path: Path) -> None:
         what = "an x86 bzImage (wrong architecture)"
     else:
         what = "not an ARM zImage (no magic 0x016f2818 at offset 0x24; wrong architecture?)"
-    raise FwgenError(f"{path} is {what}", "build the kernel for ARM: make ARCH=arm zImage")
+    raise FwgenError(
+        f"{path} is {what}",
+        "build the kernel for ARM (fwgen build BOARD --kernel-only --rootfs DIR|CPIO, or "
+        "make ARCH=arm CROSS_COMPILE=arm-linux-gnueabi- zImage)",
+    )
 
 
 def _word(path: Path, offset: int, fmt: str) -> int | None:
@@ -144,21 +162,17 @@ def _word(path: Path, offset: int, fmt: str) -> int | None:
     return struct.unpack(fmt, raw)[0] if len(raw) == struct.calcsize(fmt) else None
 
 
-def _manifest(directory: Path) -> dict[str, Any]:
-    path = directory / "manifest.json"
-    if not path.is_file():
-        return {}
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError) as e:
-        raise FwgenError(f"{path} is not valid JSON: {e}", "rebuild the images") from None
-    if not isinstance(data, dict):
-        raise FwgenError(f"{path}: expected a JSON object")
-    return data
+def _open(path: Path) -> IO[bytes]:
+    """A file's content; an .xz (a release's compressed image) decompressed on the fly."""
+    return lzma.open(path, "rb") if path.name.endswith(".xz") else path.open("rb")
 
 
 def _check_rootfs(path: Path, root: str) -> None:
-    head = path.read_bytes()[:0x440] if path.stat().st_size else b""
+    try:
+        with _open(path) as f:
+            head = f.read(0x440)
+    except (lzma.LZMAError, EOFError) as e:
+        raise FwgenError(f"{path} is not a valid xz file ({e})") from None
     if root == "sd":
         is_ext = len(head) >= 0x43A and struct.unpack("<H", head[0x438:0x43A])[0] == EXT_MAGIC
         has_mbr = len(head) >= 512 and head[510:512] == b"\x55\xaa"
@@ -204,12 +218,17 @@ def command_line(board: Board, images: Images, sd_copy: Path | None, *, smoke: b
 
 
 def padded_copy(source: Path, directory: Path) -> Path:
-    """A copy of `source` in `directory`, grown (sparsely) to a power-of-two size.
+    """A copy of `source` in `directory` (decompressed, for a release's .xz), grown
+    (sparsely) to a power-of-two size.
 
     QEMU's SD card model refuses other sizes; the artifact itself is never touched.
     """
-    target = directory / source.name
-    shutil.copyfile(source, target)
+    target = directory / source.name.removesuffix(".xz")
+    if source.name.endswith(".xz"):
+        with _open(source) as src, target.open("wb") as out:
+            shutil.copyfileobj(src, out, 1 << 20)
+    else:
+        shutil.copyfile(source, target)
     size = target.stat().st_size
     padded = 1 << (size - 1).bit_length() if size else 1 << 20
     if padded != size:
@@ -299,11 +318,14 @@ class QemuProcess:
         return self.child.pid if self.child else None
 
     def stderr_text(self, limit: int = 4000) -> str:
+        """What QEMU said on stderr, without its host-side noise (see `host_noise`); the
+        file keeps every line."""
         try:
             text = self.stderr_path.read_text(errors="replace")
         except OSError:
             return ""
-        return text[-limit:].strip()
+        kept = [line for line in text.splitlines() if not host_noise(line)]
+        return "\n".join(kept)[-limit:].strip()
 
     def wait(self) -> int | None:
         """QEMU's exit status once it has exited by itself (after EOF on the console)."""
@@ -328,6 +350,19 @@ class QemuProcess:
         if self.exit_status is None:
             self.exit_status = child.exitstatus
         self.child = None
+
+
+# What QEMU prints about the host rather than the guest: audio backends it probes (ALSA,
+# PulseAudio, JACK, SDL, OSS), audio modules it cannot load, and deprecation notes about them.
+_HOST_NOISE = re.compile(
+    r"^(ALSA lib |alsa: |audio: |pulseaudio: |pa: |jack: |sdl: |oss: |"
+    r"qemu(-system-\w+)?: module audio-|.*audiodev)",
+)
+
+
+def host_noise(line: str) -> bool:
+    """True for a QEMU stderr line about the host's audio, not about the guest."""
+    return bool(_HOST_NOISE.match(line.strip()))
 
 
 def qemu_env(env: dict[str, str] | None = None) -> dict[str, str]:

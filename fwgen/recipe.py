@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import shlex
 import tomllib
 import types
 import typing
@@ -39,19 +40,41 @@ def non_empty(value: Any) -> str | None:
     return "must not be empty" if len(value) == 0 else None
 
 
-def field(*, check: Callable[[Any], str | None] | None = None, **kwargs: Any) -> Any:
+def field(
+    *, check: Callable[[Any], str | None] | None = None, internal: bool = False, **kwargs: Any
+) -> Any:
+    """A dataclass field with a `check` (see the module docstring). An `internal` field is set
+    by the loader, never read from the TOML (a key of that name is refused as unknown)."""
     metadata = dict(kwargs.pop("metadata", {}))
     if check is not None:
         metadata["check"] = check
+    if internal:
+        metadata["internal"] = True
     return dataclasses.field(metadata=metadata, **kwargs)
 
 
 def load_toml(path: Path) -> dict[str, Any]:
     try:
-        with path.open("rb") as f:
-            return tomllib.load(f)
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise RecipeError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise RecipeError(f"{path}: a directory, not a recipe file") from None
+    except OSError as e:
+        raise RecipeError(f"{path}: cannot read: {e.strerror}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        shown, new = shlex.quote(str(path)), shlex.quote(f"{path}.utf-8")
+        line = raw[: e.start].count(b"\n") + 1
+        raise RecipeError(
+            f"{path}: not UTF-8 text (byte 0x{raw[e.start]:02x} on line {line}); a recipe "
+            "is TOML, which is UTF-8",
+            f"save it as UTF-8, e.g. (if it is Latin-1): iconv -f LATIN1 -t UTF-8 -o {new} "
+            f"{shown} && mv {new} {shown}",
+        ) from None
+    try:
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise RecipeError(f"{path}: not valid TOML: {e}", "correct the syntax") from None
 
@@ -132,7 +155,9 @@ def _join(key: str, name: str) -> str:
 
 def _convert_table(cls: Any, table: dict[str, Any], source: Path, key: str) -> Any:
     hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    fields = {
+        f.name: f for f in dataclasses.fields(cls) if f.init and not f.metadata.get("internal")
+    }
     unknown = sorted(set(table) - set(fields))
     if unknown:
         known = ", ".join(sorted(fields))

@@ -20,13 +20,14 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import textwrap
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from fwgen import __version__, fsutil, images, smoke
+from fwgen import __version__, fsutil, images, paths, smoke
 from fwgen.board import Board
 from fwgen.errors import FwgenError
 from fwgen.flash import BMAP, IMAGE, bmap_ranges
@@ -67,6 +68,16 @@ def _git(*args: str) -> str | None:
     return result.stdout.strip() or None if result.returncode == 0 else None
 
 
+def check_version(version: str) -> str:
+    if not _VERSION_RE.match(version):
+        raise FwgenError(
+            f"--version {version!r}: not usable in a file name",
+            "use letters, digits, '.', '_', '+', '-' (starting with a letter or digit), "
+            "e.g. --version 1.0",
+        )
+    return version
+
+
 def default_version() -> str:
     """`git describe --always --dirty` of fwgen's source, else fwgen's own version."""
     return _git("describe", "--always", "--dirty") or __version__
@@ -88,7 +99,7 @@ def check_images(directory: Path, board: Board) -> dict[str, Any]:
         raise FwgenError(
             f"{directory} does not match its {images.MANIFEST}/{images.SUMS}:\n  "
             + "\n  ".join(problems),
-            "rebuild (fwgen build), or release the images that were built and tested",
+            "rebuild (fwgen build BOARD), or release the images that were built and tested",
         )
     manifest = images.load_manifest(directory)
     if manifest.get("board") not in (None, board.name):
@@ -265,6 +276,24 @@ def _gpl2() -> dict[str, Any]:
     return {"licenses": [{"license": {"id": "GPL-2.0-only"}}]}
 
 
+def source_words(source: dict[str, Any]) -> str:
+    """What the kernel was built from, in words (from the manifest's kernel.source)."""
+    if source.get("kind") == "tree" or "tree" in source:
+        words = f"the source tree '{source.get('tree', '?')}'"
+        if source.get("version"):
+            words += f" (linux {source['version']})"
+        git = source.get("git") or {}
+        if git.get("commit"):
+            words += f", git commit {git['commit']}" + (" with changes" if git.get("dirty") else "")
+        if source.get("content_sha256"):
+            words += f", sha256 over its files {source['content_sha256']}"
+        return words
+    tarball = source.get("tarball") or source.get("file")
+    if tarball:
+        return f"{tarball} (sha256 {source.get('sha256', '?')})"
+    return "an unrecorded kernel source"
+
+
 def kernel_only_sbom(name: str, manifest: dict[str, Any], epoch: int) -> bytes:
     """A minimal CycloneDX SBOM written from the manifest (kernel-only builds)."""
     kernel = manifest.get("kernel") or {}
@@ -280,7 +309,7 @@ def kernel_only_sbom(name: str, manifest: dict[str, Any], epoch: int) -> bytes:
             str(kernel.get("version", "")),
             source.get("sha256"),
             description=f"Linux kernel {kernel.get('release', '')} built from "
-            f"{source.get('file', 'a kernel tarball')} with the patches below",
+            f"{source_words(source)} with the patches below",
             **_gpl2(),
             components=patches,
         )
@@ -342,14 +371,20 @@ def _iso(epoch: int) -> str:
 def readme(
     name: str, board: Board, manifest: dict[str, Any], files: list[str], notes: list[str]
 ) -> str:
+    """README.txt: every command in it ("  $ ...") runs as shown from inside the release
+    directory, also on a read-only copy of it (tested)."""
     kernel = manifest.get("kernel") or {}
     dtb = f"{kernel.get('device_tree', 'vexpress-v2p-ca9')}.dtb"
+    card = f"{IMAGE}.xz" in files
+    arg = board.name  # the receiver names the board; see the note below for other boards
+    builtin = board.source.resolve().is_relative_to(paths.boards_dir().resolve())
     lines = [
         f"{name}",
         "=" * len(name),
         "",
         f"Firmware for board '{board.name}': Linux {kernel.get('release') or kernel.get('version')}"
         f" ({manifest.get('build', 'unknown')} build), made by fwgen {__version__}.",
+        "Run the commands below in this directory; none of them writes into it.",
         "",
         "Files",
         "-----",
@@ -357,41 +392,53 @@ def readme(
         "",
         "Verify",
         "------",
-        f"  sha256sum -c {SUMS}               (every file, including {MANIFEST})",
-        f"  fwgen release --verify {name}     (also: manifest, decompressed images, bmap)",
+        f"  $ sha256sum -c {SUMS}",
+        "  $ fwgen release --verify .",
+        f"sha256sum checks every file (including {MANIFEST}); fwgen also checks the manifest,",
+        "the decompressed images and the bmap.",
         "",
     ]
-    if f"{IMAGE}.xz" in files:
+    if card:
         lines += [
-            "Flash to an SD card",
-            "-------------------",
-            f"  bmaptool copy {IMAGE}.xz /dev/sdX     (uses {BMAP}: only mapped blocks, checked)",
-            "  or, with fwgen: xz -dk sdcard.img.xz, then",
-            f"  fwgen flash {board.name} --images . --device /dev/sdX",
+            "Flash to an SD card (replace /dev/sdX with the card's whole-disk device)",
+            "------------------------------------------------------------------------",
+            f"  $ bmaptool copy {IMAGE}.xz /dev/sdX",
+            f"  $ fwgen flash {arg} --images . --device /dev/sdX",
+            f"bmaptool writes only the blocks {BMAP} maps and checks each; fwgen flash also",
+            "checks the image against this release before writing and reads the card back.",
             "",
         ]
     lines += ["Boot in QEMU", "------------"]
     q = board.qemu
     base = shlex.join([q.binary, "-M", q.machine, "-m", q.memory, *q.args])
-    if f"{IMAGE}.xz" in files:
+    if card:
+        copy = '"${TMPDIR:-/tmp}/' + IMAGE + '"'
         lines += [
-            f"  xz -dk {IMAGE}.xz",
-            f"  {base} -kernel zImage -dtb {dtb} \\",
-            f"    -drive file={IMAGE},if=sd,format=raw -append {shlex.quote(q.sd_append)}",
+            f"  $ xz -dc {IMAGE}.xz > {copy}",
+            f"  $ {base} -kernel zImage -dtb {dtb} \\",
+            f'      -drive "file=${{TMPDIR:-/tmp}}/{IMAGE},if=sd,format=raw" '
+            f"-append {shlex.quote(q.sd_append)}",
+            "The card is a copy in $TMPDIR: QEMU writes to it.",
         ]
     else:
         rootfs = next((f for f in files if f.startswith("rootfs.cpio")), "rootfs.cpio.gz")
         lines += [
-            f"  {base} -kernel zImage -dtb {dtb} \\",
-            f"    -initrd {rootfs} -append {shlex.quote(q.initramfs_append)}",
+            f"  $ {base} -kernel zImage -dtb {dtb} \\",
+            f"      -initrd {rootfs} -append {shlex.quote(q.initramfs_append)}",
         ]
     lines += [
-        "  (or: fwgen run / fwgen smoke with --images pointing here)",
-        "",
-        "Licences",
-        "--------",
+        f"  $ fwgen run {arg} --images .",
+        f"  $ fwgen smoke {arg} --images .",
+        "fwgen run boots the same way; fwgen smoke boots it and runs the board's checks (its",
+        "console log and verdict go next to this directory, or to a new directory under",
+        "$TMPDIR when that cannot be written: the output says where; --results DIR chooses).",
     ]
-    lines += [*notes, ""]
+    if not builtin:
+        lines += [
+            f"'{board.name}' is not one of fwgen's own boards: fwgen needs its recipe (put its",
+            f"folder on FWGEN_BOARD_PATH, or give --board FILE instead of {board.name}).",
+        ]
+    lines += ["", "Licences", "--------", *notes, ""]
     return "\n".join(lines)
 
 
@@ -424,12 +471,10 @@ def make_release(
     if untested and not allow_untested:
         raise FwgenError(
             f"refusing to release untested images: {untested}",
-            f"run: fwgen smoke {board.name} --images {directory} (or pass --allow-untested, "
+            f"run: fwgen smoke {board.argument} --images {directory} (or pass --allow-untested, "
             "which the release manifest records)",
         )
-    version = version or default_version()
-    if not _VERSION_RE.match(version):
-        raise FwgenError(f"--version {version!r}: use letters, digits, '.', '_', '+', '-'")
+    version = check_version(version or default_version())
     variant = str((manifest.get("kernel") or {}).get("variant") or board.default_kernel)
     name = f"{board.name}-{variant}-{version}"
     epoch = source_date_epoch(manifest)
@@ -510,11 +555,24 @@ def _stage(
     else:
         sbom = kernel_only_sbom(name, manifest, epoch)
         sbom_how = "written by fwgen from the manifest (kernel-only build)"
+        source = (manifest.get("kernel") or {}).get("source") or {}
         notes += [
             "  Linux kernel and its patches: GPL-2.0-only (kernel COPYING; this is a kernel-only",
             "  build, so no Buildroot legal-info exists). The kernel module: GPL-2.0-only.",
-            "  The busybox-based initramfs: busybox is GPL-2.0-only. Corresponding sources: the",
-            "  kernel tarball named (with sha256) in manifest.json, plus patches/.",
+            "  The busybox-based initramfs: busybox is GPL-2.0-only.",
+            *textwrap.wrap(
+                f"Corresponding sources: the kernel was built from {source_words(source)} "
+                "(manifest.json, kernel.source), plus patches/."
+                + (
+                    " That tree is not a published tarball: keep it with this release."
+                    if source.get("kind") == "tree" or "tree" in source
+                    else ""
+                ),
+                88,
+                initial_indent="  ",
+                subsequent_indent="  ",
+                break_long_words=False,
+            ),
         ]
     (stage / SBOM).write_bytes(sbom)
     notes += [f"  SBOM ({SBOM}, CycloneDX {CYCLONEDX_SPEC}):", f"  {sbom_how}."]
@@ -600,6 +658,41 @@ def verify_release(path: Path) -> list[str]:
         if len(tops) != 1 or not tops[0].is_dir():
             return [f"{path.name}: expected one top-level directory, found {len(tops)} entries"]
         return [f"{path.name}: {p}" for p in _verify_dir(tops[0])]
+
+
+def release_record(path: Path) -> dict[str, Any] | None:
+    """The manifest.json of a release directory or archive (None when it cannot be read)."""
+    try:
+        if path.is_dir():
+            data = json.loads((path / MANIFEST).read_text())
+        else:
+            with tarfile.open(path) as tar:
+                member = next(
+                    (
+                        m
+                        for m in tar.getmembers()
+                        if m.name.count("/") == 1 and m.isfile() and m.name.endswith(f"/{MANIFEST}")
+                    ),
+                    None,
+                )
+                handle = tar.extractfile(member) if member else None
+                if handle is None:
+                    return None
+                data = json.loads(handle.read())
+    except (OSError, ValueError, tarfile.TarError, EOFError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def tested_state(record: dict[str, Any] | None) -> str:
+    """'' when the release's images passed fwgen smoke, else why they count as untested."""
+    smoke_record = (record or {}).get("smoke")
+    if not isinstance(smoke_record, dict):
+        return "the manifest records no smoke verdict"
+    if smoke_record.get("allow_untested") or not smoke_record.get("passed"):
+        why = smoke_record.get("why_untested") or "no passing smoke run"
+        return f"released with --allow-untested: {why}"
+    return ""
 
 
 def _verify_dir(stage: Path) -> list[str]:

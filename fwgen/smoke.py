@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import tempfile
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
@@ -24,6 +25,7 @@ from fwgen.console import (
     Console,
     ConsoleClosed,
     ConsoleError,
+    ConsoleSilent,
     ConsoleTimeout,
     Deadline,
     KernelFault,
@@ -35,6 +37,7 @@ PASSED, FAILED, SKIPPED = "passed", "failed", "skipped"
 LOGIN_STEP = "boot to login"
 POWEROFF_STEP = "clean poweroff"
 RESULT = "result.json"  # in the smoke dir: the verdict for exactly these images
+SILENT = "not run: the console stayed silent"
 
 
 @dataclass
@@ -98,6 +101,52 @@ def smoke_dir(images: Path) -> Path:
     """Where a smoke run of `images` keeps its logs: a sibling directory, `<images>-smoke`."""
     resolved = images.resolve()
     return resolved.parent / f"{resolved.name}-smoke"
+
+
+def _as_given(images: Path, directory: Path) -> Path:
+    """`directory` (next to `images`) spelled the way `images` was given (relative stays
+    relative), when that names the same directory."""
+    shown = Path(os.path.normpath(os.path.join(images, os.pardir, directory.name)))
+    try:
+        return shown if os.path.samefile(shown, directory) else directory
+    except OSError:
+        return directory
+
+
+def results_dir(images: Path, chosen: Path | None = None) -> tuple[Path, str]:
+    """Where this run's results go, and a note when that is not the default place.
+
+    `chosen` (--results DIR) is created if needed. By default the results go next to the
+    images (`smoke_dir`, where `fwgen release` looks for the verdict); when that cannot be
+    written (a read-only copy of a release, say), into a new directory under $TMPDIR.
+    """
+    if chosen is not None:
+        try:
+            chosen.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise FwgenError(
+                f"--results {chosen}: cannot create it ({e.strerror})",
+                "give a directory you can write, e.g. --results /tmp/smoke-results",
+            ) from None
+        if not os.access(chosen, os.W_OK):
+            raise FwgenError(
+                f"--results {chosen}: cannot write there",
+                "give a directory you can write, e.g. --results /tmp/smoke-results",
+            )
+        return chosen, ""
+    default = smoke_dir(images)
+    try:
+        default.mkdir(exist_ok=True)
+        if os.access(default, os.W_OK):
+            return _as_given(images, default), ""
+        why = "cannot be written"
+    except OSError as e:
+        why = f"cannot be created ({e.strerror})"
+    fallback = Path(tempfile.mkdtemp(prefix=f"fwgen-smoke-{default.name}-"))
+    return (
+        fallback,
+        f"{default} {why}; results go to {fallback} instead (choose with --results DIR)",
+    )
 
 
 def run(
@@ -281,11 +330,14 @@ class _Session:
         except ConsoleClosed as e:
             result = CheckResult(name, FAILED, message=self.closed_message(e), excerpt=e.excerpt)
             stop = f"not run: QEMU exited during '{name}'"
+        except ConsoleSilent as e:
+            result = CheckResult(name, FAILED, message=self.silent_message(e), excerpt=e.excerpt)
+            stop = SILENT
         except ConsoleError as e:
             result = CheckResult(name, FAILED, message=e.message, excerpt=e.excerpt)
             stop = f"not run: '{name}' failed"
         result.duration = time.monotonic() - started
-        if name == LOGIN_STEP and result.status == FAILED:
+        if name == LOGIN_STEP and result.status == FAILED and stop != SILENT:
             stop = "not run: the system did not boot to a shell"
         return result, stop
 
@@ -305,6 +357,19 @@ class _Session:
         said = f"; QEMU said: {stderr}" if stderr else ""
         return f"QEMU exited (status {status}) while {error.message.split(' while ')[-1]}{said}"
 
+    def silent_message(self, error: ConsoleSilent) -> str:
+        """No console output: say so with QEMU's command line (and what QEMU said)."""
+        message = (
+            f"{error.message}: the guest printed nothing (wrong kernel, device tree, machine "
+            "or console= setting?)"
+        )
+        if self.process is not None:
+            message += f"; QEMU: {' '.join(self.process.argv)}"
+            stderr = self.process.stderr_text(1500)
+            if stderr:
+                message += f"; QEMU said: {stderr}"
+        return message
+
     def recover(self) -> bool:
         self.log.write("\n### fwgen: interrupting the hung command (Ctrl-C)\n")
         return self.console.interrupt(self.deadline(20))
@@ -313,8 +378,11 @@ class _Session:
 
     def login(self) -> None:
         login = self.smoke.login
+        deadline = self.deadline(login.timeout)
+        first = self.deadline(min(login.first_output, login.timeout))
+        self.console.first_output(first)
         self.console.login(
-            self.deadline(login.timeout),
+            deadline,
             prompt=login.prompt,
             user=login.user,
             password=login.password,

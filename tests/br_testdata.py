@@ -58,7 +58,7 @@ RECIPE = """\
 description = "test board for fwgen's Buildroot orchestration (fake Buildroot)"
 arch = "arm"
 default_kernel = "4.0"
-overlays = ["overlays/common"]
+overlays = ["../../overlays/common"]
 
 [buildroot]
 version = "{br_version}"
@@ -70,8 +70,8 @@ gcc = "12"
 kernel_image = "zImage"
 rootfs_size = "64M"
 getty_port = "ttyAMA0"
-post_image_script = "board/vexbr/post-image.sh"
-genimage_config = "board/vexbr/genimage.cfg"
+post_image_script = "post-image.sh"
+genimage_config = "genimage.cfg"
 
 [kernels."4.0"]
 version = "4.0"
@@ -80,8 +80,8 @@ sha256 = "{linux_sha}"
 urls = ["https://example.invalid/linux-4.0.tar.xz"]
 defconfig = "vexpress_defconfig"
 device_tree = "vexpress-v2p-ca9"
-patches = "br2-external/patches/linux/4.0"
-fragment = "board/vexbr/linux.fragment"
+patches = "../../br2-external/patches/linux/4.0"
+fragment = "linux.fragment"
 requirements = ["SYSCTL=y", "PROC_SYSCTL=y", "MODULES=y", "MODULE_UNLOAD=y"]
 
 [kernels."4.0".license_files]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -128,3 +129,27 @@ def restore_default_signals() -> None:
 
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     signal.signal(signal.SIGHUP, signal.SIG_DFL)
+
+
+VEXPRESS = REPO / "board" / "vexpress"
+_PATH_KEY = re.compile(r'^(post_image_script|genimage_config|patches|fragment) = "([^"]*)"$', re.M)
+_OVERLAYS = re.compile(r"^overlays = \[(.*)\]$", re.M)
+
+
+def anywhere_recipe(text: str | None = None) -> str:
+    """The vexpress recipe's text (or `text`, an edited copy of it) with its relative paths
+    made absolute, so that a copy written into any folder loads."""
+    text = (VEXPRESS / "board.toml").read_text() if text is None else text
+
+    def absolute(value: str) -> str:
+        return os.path.normpath(VEXPRESS / value)
+
+    text = _PATH_KEY.sub(lambda m: f'{m.group(1)} = "{absolute(m.group(2))}"', text)
+    return _OVERLAYS.sub(
+        lambda m: (
+            "overlays = ["
+            + ", ".join(f'"{absolute(v.strip().strip(chr(34)))}"' for v in m.group(1).split(","))
+            + "]"
+        ),
+        text,
+    )

@@ -12,6 +12,8 @@ FAKE_CONSOLE_MODE changes the story:
             line runs in a fresh host sh (only PS1 is carried over)
   password  asks "Password:" after the user name and wants "secret"
   nologin   prints boot messages, then nothing, forever (a rootfs without a getty)
+  silent    prints nothing on the console, ever (a kernel that cannot talk), and QEMU's
+            host-side audio complaints on stderr
   panic     prints a kernel panic after the boot messages and hangs (as a panicked kernel)
   badarg    prints an error on stderr and exits 1 at once (QEMU refusing its arguments)
 It also works as a fake `qemu-system-arm` (arguments are then ignored, except for badarg).
@@ -43,6 +45,15 @@ Hardware name: ARM-Versatile Express
 ---[ end Kernel panic - not syncing: No working init found. ]---
 """
 
+# What QEMU 7.2 prints on stderr on a host without sound (Debian 12, no qemu-system-gui).
+NOISE = """\
+qemu: module audio-audio-pa not found, do you want to install qemu-system-gui package?
+ALSA lib confmisc.c:855:(parse_card) cannot find card '0'
+alsa: Could not initialize DAC
+alsa: Failed to open `default':
+audio: Failed to create voice `lm4549.out'
+"""
+
 SHELL_RC = """\
 poweroff() { echo "reboot: Power down"; exit 0; }
 oops() {
@@ -62,6 +73,11 @@ def main() -> int:
     if mode == "badarg":
         sys.stderr.write("qemu-system-arm: -bogus: invalid option\n")
         return 1
+    if mode == "silent":
+        sys.stderr.write(NOISE)
+        sys.stderr.flush()
+        time.sleep(3600)
+        return 0
     say(BOOT)
     if mode == "panic":
         say(PANIC)

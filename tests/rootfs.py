@@ -219,6 +219,38 @@ def busybox_rootfs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_busybox_rootfs(tmp_path_factory.mktemp("busybox-rootfs") / "rootfs")
 
 
+def minimal_fdt() -> bytes:
+    """A valid, nearly empty device tree blob (a root node with #address-cells and
+    #size-cells): real QEMU accepts it, so a fake kernel can be started for real."""
+    import struct
+
+    strings = b"#address-cells\0#size-cells\0"
+
+    def prop(name_offset: int, value: int) -> bytes:
+        return struct.pack(">IIII", 3, 4, name_offset, value)
+
+    body = struct.pack(">I", 1) + bytes(4) + prop(0, 1) + prop(15, 1) + struct.pack(">II", 2, 9)
+    reserved = bytes(16)
+    off_reserved = 40
+    off_struct = off_reserved + len(reserved)
+    off_strings = off_struct + len(body)
+    total = off_strings + len(strings)
+    header = struct.pack(
+        ">10I",
+        0xD00DFEED,
+        total,
+        off_struct,
+        off_strings,
+        off_reserved,
+        17,
+        16,
+        0,
+        len(strings),
+        len(body),
+    )
+    return header + reserved + body + strings
+
+
 def fake_kernel_images(dest: Path, *, root: str = "initramfs", manifest: dict | None = None):
     """FAKE images: files with the right magic numbers and nothing bootable in them.
 
@@ -231,7 +263,7 @@ def fake_kernel_images(dest: Path, *, root: str = "initramfs", manifest: dict | 
     zimage = bytearray(4096)
     zimage[0x24:0x28] = struct.pack("<I", 0x016F2818)
     (dest / "zImage").write_bytes(bytes(zimage))
-    (dest / "vexpress-v2p-ca9.dtb").write_bytes(struct.pack(">I", 0xD00DFEED) + bytes(60))
+    (dest / "vexpress-v2p-ca9.dtb").write_bytes(minimal_fdt())
     if root == "initramfs":
         tiny = dest.parent / f"{dest.name}-tiny-rootfs"
         (tiny / "etc").mkdir(parents=True, exist_ok=True)

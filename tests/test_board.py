@@ -12,6 +12,7 @@ from fwgen import paths
 from fwgen.board import load_board, load_board_file
 from fwgen.cli import main
 from fwgen.errors import FwgenError
+from tests.conftest import anywhere_recipe
 
 RECIPE = paths.boards_dir() / "vexpress" / "board.toml"
 
@@ -33,7 +34,7 @@ def test_vexpress_recipe_declares_the_pins():
 
 
 def _variant(tmp_path: Path, edit) -> Path:
-    data = tomllib.loads(RECIPE.read_text())
+    data = tomllib.loads(anywhere_recipe())
     edit(data)
     path = tmp_path / "board.toml"
     path.write_text(_dump(data))

@@ -349,8 +349,8 @@ def test_fwgen_build_runs_real_buildroot_up_to_its_first_download(
     nowhere.mkdir()
     text = recipe.read_text().replace(variant.sha256, actual)
     text = text.replace(
-        'genimage_config = "board/vexpress/genimage.cfg"\n',
-        'genimage_config = "board/vexpress/genimage.cfg"\n'
+        'genimage_config = "genimage.cfg"\n',
+        'genimage_config = "genimage.cfg"\n'
         f'extra = [\'BR2_PRIMARY_SITE="file://{nowhere}"\', "BR2_PRIMARY_SITE_ONLY=y"]\n',
     )
     recipe.write_text(text)

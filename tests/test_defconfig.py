@@ -14,6 +14,7 @@ from fwgen import defconfig, patches, paths
 from fwgen.board import load_board, load_board_file
 from fwgen.errors import FwgenError
 from fwgen.recipe import RecipeError
+from tests.conftest import anywhere_recipe
 
 REPO = Path(__file__).resolve().parent.parent
 EXTERNAL = REPO / "br2-external"
@@ -90,7 +91,7 @@ def test_post_image_arguments_carry_genimage_and_the_qemu_command(isolated_env):
     assert args == (
         f'"-c {genimage} -k zImage -d vexpress-v2p-ca9.dtb -M vexpress-a9 -m 256M '
         "-q qemu-system-arm -a 'console=ttyAMA0,115200 root=/dev/mmcblk0 rootwait' "
-        "-x '-smp 1 -nographic'\""
+        "-x '-smp 1 -nographic -audiodev none,id=snd0 -global pl041.audiodev=snd0'\""
     )
 
 
@@ -145,7 +146,7 @@ def test_unsafe_qemu_values_are_refused(isolated_env):
 
 
 def _recipe_with(tmp_path: Path, old: str, new: str) -> Path:
-    text = (paths.boards_dir() / "vexpress" / "board.toml").read_text()
+    text = anywhere_recipe()
     assert old in text
     path = tmp_path / "vexpress" / "board.toml"
     path.parent.mkdir()

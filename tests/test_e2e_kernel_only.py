@@ -8,6 +8,7 @@ feature's checks and nothing else: that is what proves the checks test the featu
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -74,6 +75,12 @@ def test_images_layout_manifest_and_checksums(kernel_builds, linux61_src):
     assert list(kernel["series"]) == [
         p.name for p in board.kernel("6.1").patches_dir().glob("*.patch")
     ]
+    # built from a source tree: the manifest says which, without a host path
+    source = kernel["source"]
+    assert source["kind"] == "tree" and source["tree"] == linux61_src.name
+    assert source["version"] == kernel["version"] and source["version"].startswith("6.1.")
+    assert re.fullmatch(r"[0-9a-f]{64}", source["content_sha256"])
+    assert str(linux61_src) not in json.dumps(manifest)
     assert manifest["toolchain"]["prefix"].endswith("-")
     assert manifest["build"] == "kernel-only"
     assert set(manifest["images"]) == {"rootfs.cpio.gz", "vexpress-v2p-ca9.dtb", "zImage"}

@@ -108,7 +108,7 @@ def test_fetch_prints_verified_paths_in_sha256sum_format(
     server: FaultServer, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:
     board, contents = _board_served_by(server)
-    monkeypatch.setattr(fetch_command, "load_board", lambda name: board)
+    monkeypatch.setattr(fetch_command, "board_from_args", lambda args: board)
     assert main(["--quiet", "fetch", "vexpress"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 2
@@ -128,7 +128,7 @@ def test_repeatable_mirror_option(
     board, contents = _board_served_by(server)
     for name, data in contents.items():
         server.route(f"/m2/{name}", data)
-    monkeypatch.setattr(fetch_command, "load_board", lambda name: board)
+    monkeypatch.setattr(fetch_command, "board_from_args", lambda args: board)
     args = ["--quiet", "fetch", "vexpress", "--mirror", f"{server.base}/m1"]
     assert main([*args, "--mirror", f"{server.base}/m2"]) == 0
     assert [r.path for r in server.log] == [
@@ -141,6 +141,6 @@ def test_repeatable_mirror_option(
 
 def test_bad_mirror_and_unknown_variant_are_user_errors(capsys) -> None:
     assert main(["fetch", "vexpress", "--mirror", "ftp://example.org/"]) == 2
-    assert "not an http(s) URL" in capsys.readouterr().err
+    assert "is neither an http(s) URL nor a file:/// URL" in capsys.readouterr().err
     assert main(["fetch", "vexpress", "--kernel", "9.9", "--offline"]) == 2
     assert "no kernel variant '9.9'" in capsys.readouterr().err

@@ -5,11 +5,12 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from fwgen import flash
+from fwgen import flash, fsutil, images
 from fwgen.cli import main
 from fwgen.errors import FwgenError
 
@@ -17,7 +18,8 @@ MiB = 1 << 20
 
 
 def make_card(directory: Path, size: int = 64 * MiB, chunks: tuple[int, ...] = (1, 10, 40)) -> int:
-    """A sparse sdcard.img with 1 MiB of random data at each offset (MiB) and its .bmap.
+    """A sparse sdcard.img with 1 MiB of random data at each offset (MiB), its .bmap, and the
+    directory's manifest.json and SHA256SUMS (as a build leaves them).
 
     Returns the mapped byte count.
     """
@@ -30,7 +32,13 @@ def make_card(directory: Path, size: int = 64 * MiB, chunks: tuple[int, ...] = (
             f.write(os.urandom(MiB))
     bmap = directory / flash.BMAP
     subprocess.run(["bmaptool", "create", "-o", str(bmap), str(image)], check=True)
+    images.finalize(directory, {"board": "vexpress", "build": "buildroot"})
     return len(chunks) * MiB
+
+
+def refinalize(directory: Path) -> None:
+    """manifest.json and SHA256SUMS again, for the files as they are now."""
+    images.finalize(directory, {"board": "vexpress", "build": "buildroot"})
 
 
 needs_bmaptool = pytest.mark.skipif(shutil.which("bmaptool") is None, reason="needs bmaptool")
@@ -93,42 +101,108 @@ def test_bmap_flash_to_a_file_writes_only_mapped_blocks(tmp_path):
 
 
 @needs_bmaptool
-def test_a_corrupted_image_fails_verification_and_leaves_no_new_file(tmp_path, capsys):
+@pytest.mark.parametrize("with_bmap", [True, False])
+def test_a_corrupted_image_is_refused_before_anything_is_written(tmp_path, capsys, with_bmap):
+    make_card(tmp_path / "images")
+    if not with_bmap:
+        (tmp_path / "images" / flash.BMAP).unlink()
+        refinalize(tmp_path / "images")
+    with (tmp_path / "images" / flash.IMAGE).open("r+b") as f:
+        f.seek(10 * MiB + 5)
+        f.write(b"\x00\x01\x02")
+    target = tmp_path / "card.img"
+    old = tmp_path / "old.img"
+    old.write_bytes(b"keep me")
+    for device in (target, old):
+        argv = ["flash", "vexpress", "--images", str(tmp_path / "images"), "--device"]
+        assert main([*argv, str(device), "--yes"]) == 2
+        err = capsys.readouterr().err
+        assert f"{tmp_path / 'images' / flash.IMAGE} does not match SHA256SUMS" in err
+        assert "nothing was written" in err
+    assert not target.exists()
+    assert old.read_bytes() == b"keep me"
+
+
+@needs_bmaptool
+def test_bmaptool_refuses_an_image_that_does_not_match_its_bmap(tmp_path):
+    """Without the directory's records (the library call), bmaptool's own check still holds."""
     make_card(tmp_path / "images")
     with (tmp_path / "images" / flash.IMAGE).open("r+b") as f:
         f.seek(10 * MiB + 5)
         f.write(b"\x00\x01\x02")
     target = tmp_path / "card.img"
+    with pytest.raises(FwgenError, match="checksum mismatch"):
+        flash.flash(
+            tmp_path / "images" / flash.IMAGE, target, bmap=tmp_path / "images" / flash.BMAP
+        )
+    assert not target.exists()
+
+
+@needs_bmaptool
+def test_a_changed_bmap_is_refused_before_writing(tmp_path, capsys):
+    make_card(tmp_path / "images")
+    bmap = tmp_path / "images" / flash.BMAP
+    bmap.write_text(bmap.read_text().replace("<!--", "<!-- edited"))
+    target = tmp_path / "card.img"
     argv = ["flash", "vexpress", "--images", str(tmp_path / "images"), "--device", str(target)]
     assert main(argv) == 2
-    err = capsys.readouterr().err
-    assert "checksum mismatch" in err and str(target) in err
+    assert f"{bmap} does not match" in capsys.readouterr().err
     assert not target.exists()
 
 
 def test_without_a_bmap_a_full_copy_is_read_back(tmp_path, capsys):
     make_card(tmp_path / "images", size=8 * MiB, chunks=(1,))
     (tmp_path / "images" / flash.BMAP).unlink()
+    refinalize(tmp_path / "images")
     target = tmp_path / "copy.img"
     argv = ["flash", "vexpress", "--images", str(tmp_path / "images"), "--device", str(target)]
     assert main(argv) == 0
     out = capsys.readouterr().out
-    assert "full copy; verified" in out and f"{8 * MiB} bytes" in out
+    assert f"{8 * MiB} bytes" in out
+    assert (
+        f"with full copy; verified: read back all {8 * MiB} bytes, sha256 equal to the "
+        "image's (SHA256SUMS and manifest.json) (sdcard.img matched SHA256SUMS and "
+        "manifest.json before writing)" in out
+    )
     assert target.read_bytes() == (tmp_path / "images" / flash.IMAGE).read_bytes()
+
+
+@needs_bmaptool
+def test_with_a_bmap_the_mapped_ranges_are_read_back(tmp_path, capsys, monkeypatch):
+    mapped = make_card(tmp_path / "images", size=16 * MiB, chunks=(1, 8))
+    target = tmp_path / "copy.img"
+    argv = ["flash", "vexpress", "--images", str(tmp_path / "images"), "--device", str(target)]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert (
+        f"with bmaptool; verified: read back the {mapped} mapped bytes, each range equal to "
+        "sdcard.img.bmap's sha256 (sdcard.img matched SHA256SUMS and manifest.json before "
+        "writing)" in out
+    )
+    # A target that does not keep what was written (a fake card): the read-back says so.
+    real_pread = os.pread
+    monkeypatch.setattr(flash.os, "pread", lambda fd, n, at: b"\0" * len(real_pread(fd, n, at)))
+    target.unlink()
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"read-back of {target} differs from sdcard.img.bmap in blocks" in err
+    assert not target.exists()  # a new file that failed is removed
 
 
 def test_no_verify_is_reported(tmp_path):
     make_card(tmp_path / "images", size=4 * MiB, chunks=(1,))
     result = flash.flash(tmp_path / "images" / flash.IMAGE, tmp_path / "t.img", verify=False)
-    assert not result.verified and "NOT verified" in result.summary()
+    assert not result.verified
+    assert "NOT verified (--no-verify): nothing was read back" in result.summary()
 
 
 def test_a_read_back_mismatch_is_an_error(tmp_path, monkeypatch):
     make_card(tmp_path / "images", size=4 * MiB, chunks=(1,))
-    real_read = os.read
-    monkeypatch.setattr(flash.os, "read", lambda fd, n: b"\xff" * len(real_read(fd, n)))
+    real_pread = os.pread
+    monkeypatch.setattr(flash.os, "pread", lambda fd, n, at: b"\xff" * len(real_pread(fd, n, at)))
     with pytest.raises(FwgenError, match="read-back of .* differs"):
         flash.flash(tmp_path / "images" / flash.IMAGE, tmp_path / "t.img")
+    assert not (tmp_path / "t.img").exists()
 
 
 def test_an_existing_file_needs_confirmation(tmp_path):
@@ -297,3 +371,146 @@ def test_flash_to_a_real_loop_device(tmp_path):
         assert data[32 * MiB :] == b"\xa5" * (32 * MiB)  # beyond the image: untouched
     finally:
         subprocess.run(["losetup", "-d", str(loop)], check=False)
+
+
+# --- the flash's own inputs are never a target -------------------------------------------------
+
+
+def _flash_cli(images_dir: Path, device: Path | str, *extra: str) -> int:
+    argv = ["flash", "vexpress", "--images", str(images_dir), "--device", str(device), "--yes"]
+    return main([*argv, *extra])
+
+
+def _digests(directory: Path) -> dict[str, str]:
+    return {p.name: fsutil.sha256_file(p) for p in sorted(directory.iterdir()) if p.is_file()}
+
+
+@needs_bmaptool
+@pytest.mark.parametrize(
+    "how", ["the image", "the bmap", "the manifest", "a new file", "a symlink", "a hard link"]
+)
+def test_a_target_that_is_an_input_is_refused(tmp_path, capsys, how):
+    images_dir = tmp_path / "images"
+    make_card(images_dir, size=8 * MiB, chunks=(1,))
+    before = _digests(images_dir)
+    device = {
+        "the image": images_dir / flash.IMAGE,
+        "the bmap": images_dir / flash.BMAP,
+        "the manifest": images_dir / "manifest.json",
+        "a new file": images_dir / "card.img",
+        "a symlink": tmp_path / "link.img",
+        "a hard link": tmp_path / "hard.img",
+    }[how]
+    if how == "a symlink":
+        device.symlink_to(images_dir / flash.IMAGE)
+    if how == "a hard link":
+        os.link(images_dir / flash.IMAGE, device)
+    assert _flash_cli(images_dir, device) == 2
+    err = capsys.readouterr().err
+    assert f"refusing to write {os.path.realpath(device)}" in err
+    assert "the flash's own input" in err or "inside the images directory" in err
+    assert "Traceback" not in err
+    assert _digests(images_dir) == before  # nothing was touched
+    assert not (images_dir / "card.img").exists()
+
+
+@needs_bmaptool
+def test_a_symlinked_view_of_the_images_directory_is_refused(tmp_path, capsys):
+    images_dir = tmp_path / "images"
+    make_card(images_dir, size=8 * MiB, chunks=(1,))
+    (tmp_path / "view").symlink_to(images_dir)
+    before = _digests(images_dir)
+    assert _flash_cli(images_dir, tmp_path / "view" / "new.img") == 2
+    assert "inside the images directory" in capsys.readouterr().err
+    assert _digests(images_dir) == before
+
+
+@needs_bmaptool
+def test_a_bind_mount_of_the_image_is_refused(tmp_path):
+    """A real bind mount, in a private mount namespace (unshare -m), so nothing leaks out."""
+    if shutil.which("unshare") is None or os.geteuid() != 0:
+        pytest.skip("needs unshare and root for a private bind mount")
+    images_dir = tmp_path / "images"
+    make_card(images_dir, size=8 * MiB, chunks=(1,))
+    before = _digests(images_dir)
+    bound_file = tmp_path / "bound.img"
+    bound_file.write_bytes(b"")
+    bound_dir = tmp_path / "bound-dir"
+    bound_dir.mkdir()
+    fwgen = f"{sys.executable} -m fwgen flash vexpress --images {images_dir} --yes --device"
+    script = (
+        f"mount --bind {images_dir / flash.IMAGE} {bound_file} && "
+        f"mount --bind {images_dir} {bound_dir} && "
+        f"{{ {fwgen} {bound_file}; echo file=$?; {fwgen} {bound_dir / 'new.img'}; echo dir=$?; }}"
+    )
+    run = subprocess.run(
+        ["unshare", "-m", "--propagation", "private", "sh", "-c", script],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    if "mount:" in run.stderr and "file=" not in run.stdout:
+        pytest.skip(f"bind mounts are not possible here: {run.stderr.strip()}")
+    assert "file=2" in run.stdout and "dir=2" in run.stdout, run.stdout + run.stderr
+    assert "the flash's own input" in run.stderr and "inside the images directory" in run.stderr
+    assert _digests(images_dir) == before
+
+
+def test_a_partition_is_refused_naming_its_disk(tmp_path):
+    view = fake_system(tmp_path)
+    (view.dev / "sdx1").write_bytes(b"")
+    message = refuse(card(tmp_path), view.dev / "sdx1", view, "refusing to write")
+    assert f"{view.dev / 'sdx1'} is a partition of {view.dev / 'sdx'}" in message
+    assert f"use --device {view.dev / 'sdx'}" in message
+
+
+def test_partitions_are_found_through_sysfs_not_by_name(tmp_path):
+    """A loop partition (loop0p1) is refused; a whole disk whose name ends in a digit
+    (mmcblk0, nvme0n1) is not a partition."""
+    view = fake_system(tmp_path)
+    block = view.sysfs / "class" / "block"
+    for disk, part in (("loop0", "loop0p1"), ("mmcblk0", "mmcblk0p2"), ("nvme0n1", None)):
+        root = view.sysfs / "devices" / "virtual" / disk
+        root.mkdir(parents=True)
+        (root / "size").write_text("1048576\n")
+        (root / "removable").write_text("1\n")
+        (block / disk).symlink_to(root)
+        (view.dev / disk).write_bytes(b"")
+        if part:
+            (root / part).mkdir()
+            (root / part / "partition").write_text("1\n")
+            (root / part / "size").write_text("2048\n")
+            (block / part).symlink_to(root / part)
+            (view.dev / part).write_bytes(b"")
+    image = card(tmp_path)
+    for part, disk in (("loop0p1", "loop0"), ("mmcblk0p2", "mmcblk0")):
+        message = refuse(image, view.dev / part, view, "is a partition of")
+        assert f"is a partition of {view.dev / disk}" in message
+    for disk in ("nvme0n1", "loop0", "mmcblk0"):
+        target = flash.inspect(view.dev / disk, view)
+        assert target.parent_disk is None
+        assert flash.refusals(target, image.stat().st_size, view, force=False) == []
+
+
+@needs_bmaptool
+def test_a_loop_device_on_the_image_itself_is_refused(tmp_path, capsys):
+    """A real loop device whose backing file is the image: writing it writes the image."""
+    if shutil.which("losetup") is None:
+        pytest.skip("losetup is not installed")
+    images_dir = tmp_path / "images"
+    make_card(images_dir, size=8 * MiB, chunks=(1,))
+    before = _digests(images_dir)
+    setup = subprocess.run(
+        ["losetup", "-f", "--show", str(images_dir / flash.IMAGE)], capture_output=True, text=True
+    )
+    if setup.returncode != 0:
+        pytest.skip(f"cannot attach a loop device here: {setup.stderr.strip()}")
+    loop = Path(setup.stdout.strip())
+    try:
+        assert _flash_cli(images_dir, loop, "--force") == 2
+        err = capsys.readouterr().err
+        assert f"{loop} (a loop device on {images_dir / flash.IMAGE})" in err
+        assert "the flash's own input" in err
+    finally:
+        subprocess.run(["losetup", "-d", str(loop)], check=False)
+    assert _digests(images_dir) == before

@@ -118,3 +118,64 @@ def test_prepare_tree_stops_on_a_patch_that_does_not_apply(tmp_path):
     (series / "0001-bad.patch").write_text(PATCH.replace(" three\n", " THREE\n"))
     with pytest.raises(FwgenError, match="0001-bad.patch"):
         prepare_tree(pristine, tmp_path / "work" / "src", series)
+
+
+# --- what the manifest says the source was ----------------------------------------------------
+
+
+def _small_tree(root):
+    root.mkdir()
+    (root / "Makefile").write_text("VERSION = 6\nPATCHLEVEL = 1\nSUBLEVEL = 192\nEXTRAVERSION =\n")
+    (root / "Kconfig").write_text("")
+    (root / "init").mkdir()
+    (root / "init" / "main.c").write_text("int main;\n")
+    return root
+
+
+def test_a_source_tree_is_named_with_its_version_content_and_commit(tmp_path, monkeypatch):
+    import shutil
+    import subprocess
+
+    from fwgen import kernel, release
+
+    tree = _small_tree(tmp_path / "linux-6.1")
+    source = kernel.resolve_source(None, str(tree), mirrors=(), offline=True).with_content(None)
+    public = source.public_identity()
+    assert public["kind"] == "tree" and public["tree"] == "linux-6.1"
+    assert public["version"] == "6.1.192"
+    assert public["content_sha256"] == fingerprint.tree_content(tree)
+    assert str(tmp_path) not in repr(public)  # no host path in the manifest
+    assert "git" not in public
+    words = release.source_words(public)
+    assert "the source tree 'linux-6.1' (linux 6.1.192)" in words
+    assert public["content_sha256"] in words
+    # the content changes when a file does, whatever the mtimes say
+    (tree / "init" / "main.c").write_text("int main2;\n")
+    again = kernel.resolve_source(None, str(tree), mirrors=(), offline=True).with_content(None)
+    assert again.public_identity()["content_sha256"] != public["content_sha256"]
+    # an unchanged tree reuses the recorded sha256 instead of hashing again
+    state = {"source": again.identity}
+    monkeypatch.setattr(fingerprint, "tree_content", lambda *a, **k: pytest.fail("hashed"))
+    same = kernel.resolve_source(None, str(tree), mirrors=(), offline=True).with_content(state)
+    assert same.identity == again.identity
+    monkeypatch.undo()
+    # a state written before the sha256 was recorded does not force a fresh tree
+    old_state = {
+        **STATE,
+        "source": {k: v for k, v in same.identity.items() if k != "content_sha256"},
+    }
+    assert not decide(old_state, {**STATE, "source": same.identity}).fresh
+    # a git checkout: the commit, and whether tracked files differ from it
+    if shutil.which("git"):
+        git = ["git", "-C", str(tree), "-c", "user.name=t", "-c", "user.email=t@t"]
+        subprocess.run([*git, "init", "-q"], check=True)
+        subprocess.run([*git, "add", "."], check=True)
+        subprocess.run([*git, "commit", "-q", "-m", "x"], check=True)
+        head = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True)
+        found = kernel.resolve_source(None, str(tree), mirrors=(), offline=True)
+        public = found.with_content(None).public_identity()
+        assert public["git"] == {"commit": head.stdout.strip(), "dirty": False}
+        assert public["content_sha256"] == again.public_identity()["content_sha256"]  # no .git
+        (tree / "Kconfig").write_text("# changed\n")
+        found = kernel.resolve_source(None, str(tree), mirrors=(), offline=True)
+        assert found.with_content(None).public_identity()["git"]["dirty"] is True

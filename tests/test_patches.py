@@ -236,8 +236,10 @@ def data_root_with_series(tmp_path, monkeypatch):
     """A copy of fwgen's board recipes, with the 4.0 series replaced by the test's."""
     root = tmp_path / "data"
     shutil.copytree(paths.data_root() / "board", root / "board")
+    shutil.copytree(paths.data_root() / "overlays", root / "overlays")
     pdir = root / "br2-external" / "patches" / "linux" / "4.0"
     pdir.mkdir(parents=True)
+    (pdir.parent / "6.1.174").mkdir()  # the recipe's other series: empty here
     monkeypatch.setattr(paths, "data_root", lambda: root)
     tree = write_tree(tmp_path / "tree", {"f.txt": numbered(12), "Makefile": "", "Kconfig": ""})
     return pdir, tree
@@ -309,8 +311,42 @@ def seed_block() -> str:
     return text.split("```patch\n", 1)[1].split("\n```", 1)[0] + "\n"
 
 
+def seed_tree(root: Path) -> Path:
+    """A stand-in for linux-4.0 made of the seed's own old lines (context and removed ones),
+    each at the line its hunk header names, with filler lines between: the tree the seed's
+    hunks were cut from, as far as the seed itself shows it."""
+    files: dict[str, list[str]] = {}
+    current: list[str] | None = None
+    for line in seed_block().split("\n"):
+        if line.startswith("--- "):
+            name = line[4:].split("linux-4.0/", 1)[1].split("\t")[0]
+            current = files.setdefault(name, [])
+        elif m := re.match(r"^@@ -(\d+)", line):
+            assert current is not None
+            start = int(m.group(1)) - 1
+            current += [f"/* filler {i} */\n" for i in range(len(current), start)]
+        elif current is not None and line[:1] in (" ", "-") and not line.startswith("--- "):
+            current.append(line[1:] + "\n")
+    tree = {name: "".join(lines) + "/* end */\n" for name, lines in files.items()}
+    return write_tree(root, {**tree, "Makefile": "VERSION = 4\nPATCHLEVEL = 0\n", "Kconfig": ""})
+
+
+def test_the_seed_is_refused_without_a_tree_its_counts_are_wrong(tmp_path, capsys):
+    with pytest.raises(FwgenError) as e:
+        import_patch(SEED)
+    assert str(e.value).startswith(
+        f"{SEED}:11: init/main.c hunk 1: its header says 6 old and 69 new lines, but it has "
+        "6 and 67: cut short, or miscounted, which the patch alone cannot tell; give "
+        "--kernel-src"
+    )
+    out = tmp_path / "out"
+    assert main(["patch", "import", str(SEED), "-o", str(out)]) == 2
+    assert "hunk 1: its header says 6 old and 69 new lines" in capsys.readouterr().err
+    assert not out.exists()
+
+
 def test_seed_document_becomes_a_p1_patch_with_correct_counts(tmp_path):
-    imported = import_patch(SEED)
+    imported = import_patch(SEED, kernel_src=seed_tree(tmp_path / "tree"))
     (patch,) = imported.patches
     assert patch.files == tuple(SEED_FILES)
     assert patch.name == "0001-Import-seed-mykthread.md.patch"
@@ -332,9 +368,9 @@ def test_seed_document_becomes_a_p1_patch_with_correct_counts(tmp_path):
     ours = [ln for hunks in files.values() for _, body in hunks for ln in body]
     assert ours == seed_lines
     assert "hunk's lines: -379,6 +379,69 -> -379,6 +379,67" in " ".join(patch.repairs)
-    [written] = imported.write(tmp_path)
+    [written] = imported.write(tmp_path / "out")
     assert written.read_text() == patch.text
-    assert [p.name for p in tmp_path.iterdir()] == [patch.name]  # no temp files left
+    assert [p.name for p in (tmp_path / "out").iterdir()] == [patch.name]  # no temp files left
 
 
 DAMAGED_COUNTS = """\
@@ -377,16 +413,73 @@ def applies_cleanly(tmp_path: Path, tree: Path, patch_text: str) -> Path:
     return work
 
 
-def test_wrong_hunk_counts_are_recounted(tmp_path):
+def test_wrong_hunk_counts_are_recounted_against_a_tree_only(tmp_path):
     tree = demo_tree(tmp_path)
-    for kernel_src in (None, tree):
-        (patch,) = import_doc(tmp_path, DAMAGED_COUNTS, kernel_src=kernel_src).patches
-        assert "@@ -20,5 +20,7 @@ int main(void)\n" in patch.text
-        assert any("-20,5 +20,9 -> -20,5 +20,7" in r for r in patch.repairs)
-        assert "index 0123456" not in patch.text
-        work = applies_cleanly(tmp_path, tree, patch.text)
-        assert "\ttick();\n\ttock();\n\ttick();\n\treturn 0;" in (work / "src/demo.c").read_text()
-        shutil.rmtree(work)
+    (patch,) = import_doc(tmp_path, DAMAGED_COUNTS, kernel_src=tree).patches
+    assert "@@ -20,5 +20,7 @@ int main(void)\n" in patch.text
+    assert any("-20,5 +20,9 -> -20,5 +20,7" in r for r in patch.repairs)
+    assert "index 0123456" not in patch.text
+    work = applies_cleanly(tmp_path, tree, patch.text)
+    assert "\ttick();\n\ttock();\n\ttick();\n\treturn 0;" in (work / "src/demo.c").read_text()
+    # Without a tree, two added lines may have been lost as well as miscounted: refused.
+    with pytest.raises(FwgenError, match=r"doc.md:8: src/demo.c hunk 1: its header says 5 old"):
+        import_doc(tmp_path, DAMAGED_COUNTS)
+
+
+TRUNCATED = """\
+```patch
+--- a/src/demo.c
++++ b/src/demo.c
+@@ -20,5 +20,8 @@ int main(void)
+ int main(void)
+ {
+ \ttick();
++\ttock();
+"""
+
+
+def test_without_a_tree_nothing_is_guessed(tmp_path):
+    """An unclosed fence, a hunk cut short, a line without a diff prefix: each refused, with
+    the document line; and nothing is written."""
+    cases = {
+        "unclosed fence": (TRUNCATED, "doc.md:1: the ```patch block that starts here is never"),
+        "truncated hunk": (
+            TRUNCATED + "```\n",
+            "doc.md:4: src/demo.c hunk 1: its header says 5 old and 8 new lines, but it has 3 "
+            "and 4: cut short, or miscounted",
+        ),
+        "no diff prefix": (
+            "```patch\n--- a/src/demo.c\n+++ b/src/demo.c\n@@ -20,4 +20,5 @@\n int main(void)\n"
+            "{\n \ttick();\n+\ttock();\n \treturn 0;\n```\n",
+            "doc.md:6: src/demo.c hunk 1: '{' has no diff prefix",
+        ),
+        "one line too many": (
+            "```patch\n--- a/src/demo.c\n+++ b/src/demo.c\n@@ -20,3 +20,4 @@\n int main(void)\n"
+            " {\n \ttick();\n+\ttock();\n \treturn 0;\n```\n",
+            "its header says 3 old and 4 new lines, but it has 4 and 5: miscounted",
+        ),
+    }
+    out = tmp_path / "out"
+    for name, (doc, words) in cases.items():
+        path = tmp_path / "doc.md"
+        path.write_text(doc)
+        with pytest.raises(FwgenError) as e:
+            import_patch(path)
+        assert words in str(e.value), name
+        assert main(["patch", "import", str(path), "-o", str(out)]) == 2, name
+        assert not out.exists(), name
+    # The unclosed fence is refused with a tree too: the missing end may be whole hunks.
+    with pytest.raises(FwgenError, match="never closed"):
+        import_doc(tmp_path, TRUNCATED, kernel_src=demo_tree(tmp_path))
+    # What the patch alone proves is still repaired: paths, and a blank context line whose
+    # space was stripped when the counts say it is a line of the hunk.
+    blank = (
+        "```patch\n--- linux-4.0.orig/src/demo.c\n+++ linux-4.0/src/demo.c\n@@ -11,4 +11,5 @@\n"
+        " }\n\n+/* between */\n static void tock(void)\n {\n```\n"
+    )
+    (patch,) = import_doc(tmp_path, blank).patches
+    assert "--- a/src/demo.c\n" in patch.text and "\n }\n \n+/* between */\n" in patch.text
+    assert any("blank context line" in r for r in patch.repairs)
 
 
 def test_context_whitespace_is_taken_from_the_tree_when_unambiguous(tmp_path):
@@ -520,11 +613,19 @@ def test_documents_without_patches_are_refused(tmp_path):
 
 def test_cli_import_writes_into_output_dir(tmp_path, capsys):
     out = tmp_path / "out"
-    assert main(["patch", "import", str(SEED), "-o", str(out)]) == 0
+    tree = seed_tree(tmp_path / "tree")
+    assert main(["patch", "import", str(SEED), "-o", str(out), "--kernel-src", str(tree)]) == 0
     printed = capsys.readouterr().out
     assert "files: init/main.c, include/linux/sysctl.h, kernel/sysctl.c" in printed
-    assert "not checked against a kernel tree" in printed
+    assert "checked: applies to linux 4.0." in printed
     assert [p.name for p in out.iterdir()] == ["0001-Import-seed-mykthread.md.patch"]
+    plain = tmp_path / "plain.patch"
+    plain.write_text(
+        "--- a/src/demo.c\n+++ b/src/demo.c\n@@ -21,4 +21,5 @@\n {\n \ttick();\n+\ttock();\n"
+        " \treturn 0;\n }\n"
+    )
+    assert main(["patch", "import", str(plain), "-o", str(out)]) == 0
+    assert "not checked against a kernel tree" in capsys.readouterr().out
 
 
 # --- the board's own series -------------------------------------------------------------------

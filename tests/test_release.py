@@ -440,6 +440,11 @@ def test_release_of_real_kernel_only_images(kernel_builds, tmp_path):
     second = release.make_release(board, directory, tmp_path / "b", version="e2e")
     assert first.archive.read_bytes() == second.archive.read_bytes()
     assert release.verify_release(first.archive) == []
+    # the release directory itself boots and passes, results written elsewhere
+    released = qemu.find_images(board, first.directory)
+    report = smoke.run(board, released, keep_going=True, log_dir=tmp_path / "release-smoke")
+    assert report.passed, "\n".join(smoke.format_result(r) for r in report.results)
+    assert not (tmp_path / "a" / f"{first.name}-smoke").exists()
     with (first.directory / "zImage").open("r+b") as f:
         f.seek(1000)
         byte = f.read(1)

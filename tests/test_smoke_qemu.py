@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from fwgen import qemu
+from fwgen import qemu, smoke
 from fwgen.board import Qemu, load_board
 from fwgen.errors import FwgenError
 from tests.rootfs import fake_kernel_images
@@ -27,6 +27,7 @@ def test_initramfs_command_line(tmp_path):
     d = tmp_path / "images"
     assert argv == [
         "qemu-system-arm", "-M", "vexpress-a9", "-m", "256M", "-smp", "1", "-nographic",
+        "-audiodev", "none,id=snd0", "-global", "pl041.audiodev=snd0",
         "-kernel", str(d / "zImage"), "-dtb", str(d / "vexpress-v2p-ca9.dtb"),
         "-initrd", str(d / "rootfs.cpio.gz"),
         "-append", "console=ttyAMA0,115200",
@@ -252,3 +253,50 @@ def test_zimage_magic_is_read_little_endian(tmp_path):
     path.write_bytes(bytes(0x24) + struct.pack(">I", qemu.ZIMAGE_MAGIC) + bytes(8))
     with pytest.raises(FwgenError):
         qemu.check_zimage(path)
+
+
+def test_real_qemu_with_a_silent_guest_fails_fast_without_audio_noise(tmp_path):
+    """REAL qemu-system-arm on a kernel that prints nothing (the fake zImage runs garbage).
+    The recipe here has no -audiodev, so QEMU probes the host's audio and complains on
+    stderr: that stays in qemu-stderr.log, out of the console log and the verdict."""
+    if not _has_qemu():
+        pytest.skip("qemu-system-arm is not installed")
+    plain = dataclasses.replace(
+        BOARD, qemu=dataclasses.replace(BOARD.qemu, args=("-smp", "1", "-nographic"))
+    )
+    object.__setattr__(plain, "name", "vexpress")
+    images = qemu.find_images(plain, fake_kernel_images(tmp_path / "images"))
+    started = time.monotonic()
+    report = smoke.run(plain, images, multiplier=0.25)
+    assert time.monotonic() - started < 60
+    first = report.results[0]
+    assert first.status == "failed" and first.message.startswith("no console output in 5 s")
+    assert "QEMU: qemu-system-arm -M vexpress-a9 -m 256M -smp 1 -nographic" in first.message
+    stderr = (tmp_path / "images-smoke" / "qemu-stderr.log").read_text()
+    log = report.console_log.read_text()
+    noise = [line for line in stderr.splitlines() if qemu.host_noise(line)]
+    for line in noise:
+        assert line not in log and line not in first.message
+    assert "audio" not in log.lower() and "alsa" not in first.message.lower()
+    # with the recipe's own arguments QEMU has nothing to complain about
+    report = smoke.run(BOARD, qemu.find_images(BOARD, images.directory), multiplier=0.25)
+    assert report.results[0].message.startswith("no console output in 5 s")
+    quiet = (tmp_path / "images-smoke" / "qemu-stderr.log").read_text()
+    assert not [line for line in quiet.splitlines() if qemu.host_noise(line)], quiet
+
+
+def test_host_noise_is_told_from_qemu_errors():
+    for line in (
+        "qemu: module audio-audio-pa not found, do you want to install qemu-system-gui package?",
+        "ALSA lib confmisc.c:855:(parse_card) cannot find card '0'",
+        "alsa: Could not initialize DAC",
+        "audio: Failed to create voice `lm4549.out'",
+        "audio: Device lm4549: audiodev default parameter is deprecated, please specify audiodev=x",
+    ):
+        assert qemu.host_noise(line), line
+    for line in (
+        "qemu-system-arm: -bogus-option: invalid option",
+        "qemu-system-arm: load_device_tree: Unable to copy device tree into memory",
+        "qemu-system-arm: could not load kernel 'zImage'",
+    ):
+        assert not qemu.host_noise(line), line

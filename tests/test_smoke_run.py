@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import sys
+import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -252,8 +253,58 @@ def test_cli_rejects_a_bad_multiplier(tmp_path, capsys, monkeypatch):
 def test_cli_run_passes_qemu_its_terminal_and_status(fake_qemu, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("FAKE_CONSOLE_MODE", "badarg")
     images = fake_kernel_images(tmp_path / "images", root="sd")
-    assert main(["run", "vexpress", "--images", str(images)]) == 1
-    out = capsys.readouterr().out
+    assert main(["run", "vexpress", "--images", str(images)]) == 2
+    captured = capsys.readouterr()
+    assert "QEMU exited with status 1 (its own message is above)" in captured.err
+    out = captured.out
     assert "fwgen: qemu-system-arm -M vexpress-a9 -m 256M" in out
     assert "if=sd,format=raw" in out and "-no-reboot" not in out
     assert "temporary copy" in out
+
+
+def test_a_silent_console_fails_fast_with_the_qemu_command_line(
+    fake_qemu, tmp_path, capsys, monkeypatch
+):
+    """Nothing on the console: the verdict comes after first_output (20 s x multiplier),
+    not after the 300 s login timeout, and QEMU's audio noise stays out of log and verdict."""
+    monkeypatch.setenv("FAKE_CONSOLE_MODE", "silent")
+    board = with_checks(check("x", run="true"), login=SmokeLogin(timeout=300))
+    images = fake_kernel_images(tmp_path / "images")
+    started = time.monotonic()
+    report = smoke.run(board, qemu.find_images(board, images), multiplier=0.1)
+    took = time.monotonic() - started
+    assert took < 30, took  # 2 s of silence, plus starting and stopping
+    assert _statuses(report) == {
+        "boot to login": "failed",
+        "x": "skipped",
+        "clean poweroff": "skipped",
+    }
+    message = report.results[0].message
+    assert message.startswith("no console output in 2 s: the guest printed nothing")
+    assert "; QEMU: qemu-system-arm -M vexpress-a9 -m 256M" in message
+    assert f"-kernel {images / 'zImage'}" in message
+    assert "the console stayed silent" in report.results[1].message
+    log = report.console_log.read_text()
+    stderr = (tmp_path / "images-smoke" / "qemu-stderr.log").read_text()
+    assert "ALSA lib" in stderr and "audio-audio-pa" in stderr  # kept in QEMU's own file
+    for noise in ("ALSA", "alsa:", "audio-audio-pa", "lm4549"):
+        assert noise not in log and noise not in message
+    # through the CLI: exit 2, and the same verdict
+    code = main(["smoke", "vexpress", "--images", str(images), "--timeout-multiplier", "0.1"])
+    out = capsys.readouterr().out
+    assert code == 2 and "no console output in 2 s" in out and "qemu-system-arm -M" in out
+
+
+def test_the_first_output_window_is_in_the_recipe(tmp_path):
+    from fwgen.board import load_board_file
+    from tests.conftest import anywhere_recipe
+
+    text = anywhere_recipe().replace(
+        'login = { prompt = "login:", user = "root", timeout = 300 }',
+        'login = { prompt = "login:", user = "root", timeout = 300, first_output = 45 }',
+    )
+    recipe = tmp_path / "b" / "board.toml"
+    recipe.parent.mkdir()
+    recipe.write_text(text)
+    assert load_board_file(recipe).smoke.login.first_output == 45
+    assert load_board("vexpress").smoke.login.first_output == 20

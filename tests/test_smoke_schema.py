@@ -10,6 +10,7 @@ import pytest
 from fwgen import paths, qemu, smoke
 from fwgen.board import load_board, load_board_file
 from fwgen.errors import FwgenError
+from tests.conftest import anywhere_recipe
 from tests.rootfs import fake_kernel_images
 
 RECIPE = paths.boards_dir() / "vexpress" / "board.toml"
@@ -73,7 +74,7 @@ def test_render_escapes_for_regexes_only():
 
 
 def _recipe_with(tmp_path, smoke_toml: str):
-    text = RECIPE.read_text()
+    text = anywhere_recipe()
     head = text[: text.index("[smoke]")]
     path = tmp_path / "board" / "x" / "board.toml"
     path.parent.mkdir(parents=True)

@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
-from fwgen.board import Board, board_names, load_board
+from fwgen import paths
+from fwgen.board import Board, load_board_file, recipe_files
+from fwgen.errors import FwgenError
 
 NAME = "boards"
-HELP = "list the boards, their kernel variants, Buildroot version and pinned sources"
+HELP = (
+    "list the boards (fwgen's own and those in $FWGEN_BOARD_PATH), their kernel variants, "
+    "Buildroot version and pinned sources"
+)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -21,6 +27,7 @@ def describe(board: Board) -> dict:
 
     return {
         "name": board.name,
+        "recipe": _shown(board),
         "description": board.description,
         "arch": board.arch,
         "buildroot": {"version": board.buildroot.version, **pin(board.buildroot)},
@@ -42,18 +49,44 @@ def describe(board: Board) -> dict:
     }
 
 
+def _builtin(board: Board) -> bool:
+    return board.source.resolve().is_relative_to(paths.boards_dir().resolve())
+
+
+def _shown(board: Board) -> str:
+    """fwgen's own recipes relative to fwgen's data (no host path), others as found."""
+    if _builtin(board):
+        return board.source.resolve().relative_to(paths.data_root().resolve()).as_posix()
+    return str(board.source)
+
+
 def run(args: argparse.Namespace) -> int:
-    boards = [load_board(name) for name in board_names()]
+    boards: list[Board] = []
+    broken: list[FwgenError] = []
+    for _, recipe in recipe_files():
+        try:
+            boards.append(load_board_file(recipe))
+        except FwgenError as e:
+            broken.append(e)
     if args.json:
         print(json.dumps([describe(b) for b in boards], indent=2))
-        return 0
-    for board in boards:
-        print(f"{board.name}: {board.description}")
-        br = board.buildroot
-        print(f"  buildroot {br.version:<10} {br.file}  sha256 {br.sha256}")
-        for variant, k in board.kernels.items():
-            tag = " (default)" if variant == board.default_kernel else ""
-            print(f"  kernel {variant:<4} {k.version:<10} {k.file}  sha256 {k.sha256}{tag}")
-            if k.description:
-                print(f"    {k.description}")
+    else:
+        for board in boards:
+            print(f"{board.name}: {board.description}")
+            if not _builtin(board):
+                print(f"  recipe {board.source}")
+            br = board.buildroot
+            print(f"  buildroot {br.version:<10} {br.file}  sha256 {br.sha256}")
+            for variant, k in board.kernels.items():
+                tag = " (default)" if variant == board.default_kernel else ""
+                print(f"  kernel {variant:<4} {k.version:<10} {k.file}  sha256 {k.sha256}{tag}")
+                if k.description:
+                    print(f"    {k.description}")
+    sys.stdout.flush()
+    for error in broken:
+        print(f"fwgen: error: {error}", file=sys.stderr)
+    if broken:
+        count = f"{len(broken)} board recipe{'s' if len(broken) > 1 else ''}"
+        print(f"fwgen: {count} could not be loaded (listed above)", file=sys.stderr)
+        return 2
     return 0

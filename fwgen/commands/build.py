@@ -6,8 +6,9 @@ import argparse
 import shlex
 from pathlib import Path
 
-from fwgen import buildroot, ccache, kernel
+from fwgen import buildroot, ccache, checks, kernel, sources
 from fwgen.board import load_board
+from fwgen.commands import add_board_argument, board_arg
 from fwgen.errors import FwgenError
 
 NAME = "build"
@@ -30,7 +31,7 @@ def _jobs(text: str) -> int:
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("board", metavar="BOARD", help="a board name (see 'fwgen boards')")
+    add_board_argument(parser)
     parser.add_argument(
         "--kernel", metavar="V", help="kernel variant (default: the board's default)"
     )
@@ -154,8 +155,25 @@ def _check_combination(args: argparse.Namespace) -> None:
             )
 
 
+def _check_inputs(args: argparse.Namespace) -> None:
+    """Every input checked before anything is downloaded or built."""
+    board = load_board(args.board)
+    board.kernel(args.kernel)
+    checks.output_dir(args.output, "-o")
+    if args.buildroot_src is not None:
+        checks.existing(args.buildroot_src, "--buildroot-src", "Buildroot tree or release tarball")
+    if args.rootfs is not None:
+        checks.existing(args.rootfs, "--rootfs", "root filesystem directory or cpio(.gz)")
+    if args.kernel_src is not None:
+        checks.existing(args.kernel_src, "--kernel-src", "kernel source tree or tarball")
+    sources.mirror_list(args.mirror)
+    sources.is_offline(args.offline)
+
+
 def run(args: argparse.Namespace) -> int:
+    args.board = board_arg(args)
     _check_combination(args)
+    _check_inputs(args)
     if args.kernel_only:
         return _run_kernel_only(args)
     options = buildroot.BuildOptions(

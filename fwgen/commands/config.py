@@ -8,8 +8,9 @@ import re
 import sys
 from pathlib import Path
 
-from fwgen import kconfig
-from fwgen.board import KernelVariant, load_board
+from fwgen import checks, kconfig
+from fwgen.board import KernelVariant
+from fwgen.commands import add_board_argument, board_from_args
 from fwgen.errors import FwgenError
 
 NAME = "config"
@@ -19,7 +20,7 @@ log = logging.getLogger("fwgen.config")
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("board", help="board name (see 'fwgen boards')")
+    add_board_argument(parser)
     parser.add_argument("--kernel", metavar="V", help="kernel variant (default: the board's)")
     parser.add_argument(
         "--kernel-src",
@@ -77,7 +78,10 @@ def _check_version(srctree: Path, variant: KernelVariant, variant_name: str) -> 
 
 
 def run(args: argparse.Namespace) -> int:
-    board = load_board(args.board)
+    board = board_from_args(args)
+    for option, path in (("-o", args.output), ("--savedefconfig", args.savedefconfig)):
+        if path is not None:
+            checks.output_file(path, option)
     variant_name = args.kernel or board.default_kernel
     variant = board.kernel(args.kernel)
     srctree = _kernel_source(args.kernel_src)

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from fwgen import doctor
 from fwgen.board import board_names, load_board
+from fwgen.commands import add_board_argument, board_arg
+from fwgen.errors import FwgenError
 
 NAME = "doctor"
 HELP = "check this host for what each stage needs and print the apt-get line for what is missing"
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("board", nargs="?", help="check for this board only (default: all)")
+    add_board_argument(parser, required=False)
     parser.add_argument(
         "--stage",
         action="append",
@@ -22,8 +25,16 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    names = [args.board] if args.board else board_names()
-    qemu = [load_board(n).qemu.binary for n in names]
+    chosen = board_arg(args)
+    names = [chosen] if chosen else board_names()
+    qemu = []
+    for name in names:
+        try:
+            qemu.append(load_board(name).qemu.binary)
+        except FwgenError as e:
+            if chosen:
+                raise
+            print(f"note: board {name} skipped: {e.message} (see: fwgen boards)", file=sys.stderr)
     stages = args.stage or list(doctor.STAGE_TITLES)
     findings = doctor.check(stages, qemu)
     for stage in stages:

@@ -5,14 +5,14 @@ from __future__ import annotations
 import argparse
 
 from fwgen import sources
-from fwgen.board import load_board
+from fwgen.commands import add_board_argument, board_from_args
 
 NAME = "fetch"
 HELP = "download and verify (sha256) every source a board needs, into the cache"
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("board", metavar="BOARD", help="a board name (see 'fwgen boards')")
+    add_board_argument(parser)
     parser.add_argument(
         "--kernel", metavar="VARIANT", help="kernel variant (default: the board's default)"
     )
@@ -31,7 +31,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    board = load_board(args.board)
+    board = board_from_args(args)
     downloads = board.downloads(args.kernel)
     paths = sources.fetch(downloads, mirrors=args.mirror, offline=args.offline)
     # sha256sum's format, so the output can be checked with `sha256sum -c`.

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from fwgen import flash
-from fwgen.board import load_board
+from fwgen import checks, flash, images
+from fwgen.commands import board_from_args
 from fwgen.commands.smoke import add_image_arguments
 from fwgen.errors import FwgenError
 from fwgen.qemu import default_images_dir
@@ -34,25 +34,45 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    board = load_board(args.board)
+    board = board_from_args(args)
     board.kernel(args.kernel)
+    if args.images is not None:
+        checks.existing(args.images, "--images", "images directory or release directory")
     directory = args.images or default_images_dir(board.name, args.kernel or board.default_kernel)
-    image = directory / flash.IMAGE
-    if not image.is_file():
+    layout = images.read_layout(directory) if directory.is_dir() else None
+    card = layout.file(flash.IMAGE) if layout else None
+    if layout is None or card is None or not card.path.is_file():
         raise FwgenError(
             f"no {flash.IMAGE} in {directory}: only a Buildroot build makes an SD card image",
-            f"build it: fwgen build {board.name} (not --kernel-only), or pass --images DIR",
+            f"build it: fwgen build {board.argument} (not --kernel-only), or pass --images DIR "
+            "(a build's images/ or a release directory)",
         )
     bmap = directory / flash.BMAP
-    if not bmap.is_file():
-        print(f"no {bmap.name}: writing every byte, then reading it back")
+    # Refuse a wrong target before spending time on the image.
+    target = flash.inspect(args.device, flash.SystemView())
+    inputs = [directory, card.path, *([bmap] if bmap.is_file() else [])]
+    problems = flash.input_refusals(target, inputs)
+    if problems:
+        raise FwgenError(
+            f"refusing to write {target.path}:\n  " + "\n  ".join(problems),
+            "give the card's device (lsblk lists them) or a file outside the images "
+            "directory; nothing was written",
+        )
+    print(f"checking {card.path.name} against {images.SUMS} and {images.MANIFEST}", flush=True)
+    checked = images.check_image(layout, flash.IMAGE)
+    if bmap.is_file():
+        images.check_listed(layout, bmap)
+    else:
+        print(f"no {bmap.name}: writing every byte")
     result = flash.flash(
-        image,
+        card.path,
         args.device,
         bmap=bmap if bmap.is_file() else None,
         verify=not args.no_verify,
         yes=args.yes,
         force=args.force,
+        expected=flash.Expected(checked.sha256, checked.size, checked.against),
+        inputs=inputs,
     )
     print(result.summary(), flush=True)
     return 0

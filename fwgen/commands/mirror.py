@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from fwgen import mirror_export
-from fwgen.board import load_board
+from fwgen import checks, mirror_export
+from fwgen.commands import add_board_argument, board_from_args
 
 NAME = "mirror"
 HELP = (
@@ -16,9 +16,7 @@ HELP = (
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "board", metavar="BOARD", help="a board name (see 'fwgen boards') or a board.toml path"
-    )
+    add_board_argument(parser)
     parser.add_argument(
         "-o",
         "--output",
@@ -57,8 +55,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    board = load_board(args.board)
+    board = board_from_args(args)
     variants = list(dict.fromkeys(args.kernel)) or list(board.kernels)
+    for variant in variants:
+        board.kernel(variant)
+    checks.output_dir(args.output, "-o")
+    if args.buildroot_src is not None:
+        checks.existing(args.buildroot_src, "--buildroot-src", "Buildroot tree or release tarball")
     result = mirror_export.export(
         board,
         variants,
@@ -73,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
     )
     print(f"check: (cd {result.out} && sha256sum -c --quiet SHA256SUMS)")
     print(
-        f"build with it: fwgen build {board.name} --mirror URL_OF_THAT_DIR --offline "
+        f"build with it: fwgen build {board.argument} --mirror URL_OF_THAT_DIR --offline "
         "(http://... or file:///...)"
     )
     return 0

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from fwgen import paths
-from fwgen.board import load_board
+from fwgen import checks, paths
+from fwgen.commands import add_board_argument, board_from_args
 from fwgen.errors import FwgenError
 from fwgen.patch_import import import_patch
 from fwgen.patches import check_series, format_results, series
@@ -29,7 +29,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     actions = parser.add_subparsers(dest="patch_action", metavar="ACTION", required=True)
 
     check = actions.add_parser("check", help=_CHECK_HELP, description=_CHECK_HELP)
-    check.add_argument("board", help="board name (see 'fwgen boards')")
+    add_board_argument(check)
     check.add_argument("--kernel", metavar="V", help="kernel variant (default: the board's)")
     check.add_argument(
         "--kernel-src",
@@ -87,14 +87,11 @@ def _count(n: int, noun: str) -> str:
 
 
 def _shown(path: Path) -> str:
-    try:
-        return str(path.relative_to(paths.data_root()))
-    except ValueError:
-        return str(path)
+    return paths.shown(path)
 
 
 def run_check(args: argparse.Namespace) -> int:
-    board = load_board(args.board)
+    board = board_from_args(args)
     kernel = board.kernel(args.kernel)
     patch_dir = kernel.patches_dir()
     patches = series(patch_dir)
@@ -121,9 +118,11 @@ def run_check(args: argparse.Namespace) -> int:
 
 
 def run_import(args: argparse.Namespace) -> int:
-    tree = _kernel_tree(args.kernel_src) if args.kernel_src else None
     if args.strip is not None and args.strip < 0:
-        raise FwgenError("--strip must be 0 or more")
+        raise FwgenError("--strip must be 0 or more", "give --strip 0 or more, or leave it out")
+    checks.existing(args.file, "patch import", "patch or markdown document")
+    checks.output_dir(args.output, "-o")
+    tree = _kernel_tree(args.kernel_src) if args.kernel_src else None
     imported = import_patch(args.file, strip_hint=args.strip, kernel_src=tree)
     print(f"{args.file}: {_count(len(imported.patches), 'patch')} found")
     for patch in imported.patches:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from fwgen import qemu, release
+from fwgen import checks, qemu, release
 from fwgen.board import load_board
+from fwgen.commands import add_board_argument, board_arg
 from fwgen.errors import FwgenError
 
 NAME = "release"
@@ -14,7 +15,7 @@ HELP = "bundle tested images into a reproducible, verifiable release (or --verif
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("board", nargs="?", help="board name (see 'fwgen boards')")
+    add_board_argument(parser, required=False)
     parser.add_argument(
         "--verify",
         type=Path,
@@ -45,8 +46,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    board_name = board_arg(args)
     if args.verify is not None:
-        if args.board:
+        if board_name:
             raise FwgenError("--verify takes a release, not a board", "drop the board name")
         problems = release.verify_release(args.verify)
         if problems:
@@ -54,23 +56,39 @@ def run(args: argparse.Namespace) -> int:
                 f"{args.verify} does not verify:\n  " + "\n  ".join(problems),
                 "re-download or rebuild the release; do not flash these files",
             )
-        print(f"{args.verify}: OK (checksums, manifest, images and bmap agree)")
+        untested = release.tested_state(release.release_record(args.verify))
+        if untested:
+            print(
+                f"{args.verify}: checksums, manifest, images and bmap agree, but the images "
+                f"are UNTESTED ({untested})"
+            )
+        else:
+            print(
+                f"{args.verify}: OK (checksums, manifest, images and bmap agree; the images "
+                "passed fwgen smoke)"
+            )
         return 0
-    if not args.board:
-        raise FwgenError("give a board to release, or --verify DIR|ARCHIVE")
-    board = load_board(args.board)
+    if not board_name:
+        raise FwgenError(
+            "give a board to release, or --verify DIR|ARCHIVE",
+            "fwgen release BOARD --version V (or --board FILE), or fwgen release --verify DIR",
+        )
+    board = load_board(board_name)
     board.kernel(args.kernel)
+    checks.output_dir(args.out, "--out")
+    if args.release_version is not None:
+        release.check_version(args.release_version)
     directory = args.images or qemu.default_images_dir(
         board.name, args.kernel or board.default_kernel
     )
     if not directory.is_dir():
         raise FwgenError(
             f"no images directory at {directory}",
-            f"build and smoke first (fwgen build {board.name}; fwgen smoke {board.name}), "
+            f"build and smoke first (fwgen build {board.argument}; fwgen smoke {board.argument}), "
             "or pass --images DIR",
         )
-    if args.spdx_schema is not None and not args.spdx_schema.is_file():
-        raise FwgenError(f"--spdx-schema {args.spdx_schema}: no such file")
+    if args.spdx_schema is not None:
+        checks.existing(args.spdx_schema, "--spdx-schema", "CycloneDX spdx.schema.json file")
     made = release.make_release(
         board,
         directory,

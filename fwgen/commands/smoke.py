@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from pathlib import Path
 
-from fwgen import qemu, smoke
-from fwgen.board import Board, load_board
+from fwgen import checks, qemu, smoke
+from fwgen.board import Board
+from fwgen.commands import add_board_argument, board_from_args
 from fwgen.errors import FwgenError
 
 NAME = "smoke"
@@ -29,10 +31,17 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--keep-going", action="store_true", help="run every check even after one fails"
     )
+    parser.add_argument(
+        "--results",
+        type=Path,
+        metavar="DIR",
+        help="where the console log, QEMU's stderr and result.json go (default: IMAGES-smoke "
+        "next to the images; a new directory under $TMPDIR when that cannot be written)",
+    )
 
 
 def add_image_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("board", help="board name (see 'fwgen boards')")
+    add_board_argument(parser)
     parser.add_argument(
         "--kernel", metavar="VARIANT", help="kernel variant (default: the board's default)"
     )
@@ -40,45 +49,67 @@ def add_image_arguments(parser: argparse.ArgumentParser) -> None:
         "--images",
         type=Path,
         metavar="DIR",
-        help="images directory (default: the newer of build/BOARD-VARIANT/images and "
-        "build/BOARD-VARIANT-kernel/images)",
+        help="a build's images directory or a release directory (default: the newer of "
+        "build/BOARD-VARIANT/images and build/BOARD-VARIANT-kernel/images)",
     )
 
 
 def images_from_args(args: argparse.Namespace) -> tuple[Board, qemu.Images]:
-    board = load_board(args.board)
+    board = board_from_args(args)
     board.kernel(args.kernel)  # an unknown variant is an error before anything else
     chosen = args.kernel or board.default_kernel
     directory = args.images or qemu.default_images_dir(board.name, chosen)
     return board, qemu.find_images(board, directory, args.kernel)
 
 
+MAX_MULTIPLIER = 100.0
+
+
 def multiplier(value: float | None) -> float:
+    """--timeout-multiplier, else $FWGEN_TIMEOUT_MULTIPLIER, else 1: a number in (0, 100]."""
+    where = "--timeout-multiplier"
     if value is None:
         text = os.environ.get("FWGEN_TIMEOUT_MULTIPLIER", "1")
+        where = "FWGEN_TIMEOUT_MULTIPLIER"
         try:
             value = float(text)
         except ValueError:
-            raise FwgenError(f"FWGEN_TIMEOUT_MULTIPLIER={text!r} is not a number") from None
-    if value <= 0:
-        raise FwgenError(f"the timeout multiplier must be greater than 0 (got {value})")
+            raise FwgenError(
+                f"FWGEN_TIMEOUT_MULTIPLIER={text!r} is not a number",
+                "set it to a number such as 2, or unset it (unset FWGEN_TIMEOUT_MULTIPLIER)",
+            ) from None
+    if not (math.isfinite(value) and 0 < value <= MAX_MULTIPLIER):
+        raise FwgenError(
+            f"{where} {value}: the timeout multiplier must be a number greater than 0 and at "
+            f"most {MAX_MULTIPLIER:g}",
+            "use e.g. --timeout-multiplier 3 (or FWGEN_TIMEOUT_MULTIPLIER=3) for a slow or "
+            "loaded host",
+        )
     return value
 
 
 def run(args: argparse.Namespace) -> int:
     scale = multiplier(args.timeout_multiplier)
+    if args.junit is not None:
+        checks.output_file(args.junit, "--junit")
+    if args.results is not None:
+        checks.output_dir(args.results, "--results")
     board, images = images_from_args(args)
+    results, note = smoke.results_dir(images.directory, args.results)
     print(
         f"smoke {board.name}, kernel {images.variant}, {images.root} root "
         f"({images.rootfs.name}), images {images.directory}",
         flush=True,
     )
+    if note:
+        print(f"note: {note}", flush=True)
     width = smoke.name_width(board.smoke)
     report = smoke.run(
         board,
         images,
         multiplier=scale,
         keep_going=args.keep_going,
+        log_dir=results,
         on_result=lambda r: print(smoke.format_result(r, width), flush=True),
     )
     if args.junit:
