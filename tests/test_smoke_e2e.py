@@ -96,6 +96,7 @@ def test_every_vexpress_check_passes(images_dir, tmp_path):
     smoke.write_junit(report, tmp_path / "junit.xml")
     log = report.console_log.read_text()
     assert "TROUBLED_DS=2" in log and "reboot: Power down" in log
+    assert "mykthread: 72 events lost: the queue (128) was full" in log
 
 
 def test_cli_smoke_exits_0(kernel_dir, busybox_rootfs, tmp_path, capsys):
