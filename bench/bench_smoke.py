@@ -1,7 +1,7 @@
 """Smoke benchmark: QEMU start to smoke verdict vs a bare QEMU boot to the login prompt.
 
     .venv/bin/python bench/bench_smoke.py --images DIR        # a complete images directory
-    .venv/bin/python bench/bench_smoke.py --kernel-dir DIR    # zImage + dtb (+ module): the
+    .venv/bin/python bench/bench_smoke.py --kernel-dir DIR    # zImage + dtb (+ modules): the
                                                               # busybox test rootfs is added
 
 (--kernel-dir defaults to $FWGEN_TEST_IMAGES_61.) Both runs use the same QEMU command line

@@ -48,6 +48,7 @@ from fwgen import (
     images,
     kconfig,
     mirrors,
+    modules,
     patches,
     paths,
     prefetch,
@@ -199,10 +200,6 @@ def place_kernel_tarball(tarball: Path, dl_dir: Path) -> Path:
 # --- inputs ----------------------------------------------------------------------------------
 
 
-def module_package_dir() -> Path:
-    return paths.br2_external_dir() / "package" / rebuild.MODULE_PACKAGE
-
-
 def overlay_files(dirs: Sequence[Path]) -> dict[str, str]:
     """Path in the rootfs -> "<mode> <sha256>" (or "link <target>"), later overlays winning."""
     merged: dict[str, str] = {}
@@ -241,7 +238,7 @@ def collect_inputs(
         defconfig=defconfig.symbol_values(defconfig_text),
         kernel_config=kernel_config,
         series=fingerprint.files(series),
-        module=fingerprint.tree_content(module_package_dir()),
+        module=modules.content_hash(),
         overlays=overlay_files(board.overlay_dirs()),
         board_files=board_files_hash(board),
     )
@@ -759,7 +756,6 @@ def build_manifest(p: Prepared) -> dict[str, Any]:
     build_dir = p.output / "build" / f"linux-{p.variant.version}"
     release_file = build_dir / "include" / "config" / "kernel.release"
     release = release_file.read_text().strip() if release_file.is_file() else ""
-    module = _module_file(p.output, release)
     return {
         "board": p.board.name,
         "build": "buildroot",
@@ -780,12 +776,7 @@ def build_manifest(p: Prepared) -> dict[str, Any]:
             "defconfig_sha256": fsutil.sha256_file(p.defconfig_path),
         },
         "toolchain": _toolchain(p.output),
-        "module": {
-            "name": "usermodehelper_demo",
-            "package": rebuild.MODULE_PACKAGE,
-            "source": p.inputs.module,
-            "sha256": fsutil.sha256_file(module) if module else "",
-        },
+        "modules": _modules(p.output, release),
         "overlays": {
             o: fingerprint.tree_content(d)
             for o, d in zip(p.board.overlays, p.board.overlay_dirs(), strict=True)
@@ -794,11 +785,23 @@ def build_manifest(p: Prepared) -> dict[str, Any]:
     }
 
 
-def _module_file(output: Path, release: str) -> Path | None:
-    found = sorted(
-        (output / "target" / "lib" / "modules").glob(f"{release or '*'}/**/usermodehelper_demo.ko")
-    )
-    return found[0] if found else None
+def _modules(output: Path, release: str) -> list[dict[str, str]]:
+    """The out-of-tree modules in the target (sha256 "" when one is missing)."""
+    found = []
+    for package in modules.PACKAGES:
+        for name in modules.module_names(package):
+            ko = sorted(
+                (output / "target" / "lib" / "modules").glob(f"{release or '*'}/**/{name}.ko")
+            )
+            found.append(
+                {
+                    "name": name,
+                    "package": package,
+                    "source": fingerprint.tree_content(modules.source_dir(package)),
+                    "sha256": fsutil.sha256_file(ko[0]) if ko else "",
+                }
+            )
+    return found
 
 
 def _toolchain(output: Path) -> dict[str, str]:

@@ -1,15 +1,16 @@
-"""The kernel-only build: the board's kernel, patches, config and module, without Buildroot.
+"""The kernel-only build: the board's kernel, patches, config and modules, without Buildroot.
 
 A fast loop for kernel work: the same inputs a Buildroot build uses (verified source, the
 board's patch series, Buildroot's host fixups for old kernels, the kconfig stage's .config,
-the demo module's source), built with the kernel's own Kbuild, and an initramfs made of the
-given rootfs plus the board's overlays and the modules. The result is an images/ directory
-with the same names as a Buildroot build's, plus manifest.json and SHA256SUMS.
+the sources of br2-external's kernel-module packages), built with the kernel's own Kbuild,
+and an initramfs made of the given rootfs plus the board's overlays and the modules. The
+result is an images/ directory with the same names as a Buildroot build's, plus manifest.json
+and SHA256SUMS.
 
 Rebuild rules (explicit, see `decide`): the patched source tree and the object tree are kept
 between runs. If the kernel source, the series, the host fixups or the toolchain differ from
 the last run, both are made afresh; otherwise Kbuild rebuilds incrementally (a changed .config
-included: Kbuild tracks config dependencies itself). The module, the modules staging tree,
+included: Kbuild tracks config dependencies itself). The modules, the modules staging tree,
 the initramfs and images/ are redone on every run: they take seconds.
 """
 
@@ -37,8 +38,8 @@ from fwgen import (
     initramfs,
     kconfig,
     kernelsrc,
+    modules,
     patches,
-    paths,
     sources,
 )
 from fwgen.board import Board, KernelVariant
@@ -49,7 +50,6 @@ from fwgen.toolchain import find as find_toolchain
 
 # Bump when apply_host_fixups changes what it does to a tree: trees made before are redone.
 HOST_FIXUPS_VERSION = 1
-MODULE_NAME = "usermodehelper_demo"
 
 
 @dataclass(frozen=True)
@@ -110,10 +110,6 @@ def _git_state(tree: Path) -> dict[str, Any] | None:
         return None
     status = git("status", "--porcelain", "--untracked-files=no")
     return {"commit": commit, "dirty": bool(status)}
-
-
-def module_source_dir() -> Path:
-    return paths.br2_external_dir() / "package" / "usermodehelper-demo" / "src"
 
 
 def workdir(output: Path, board: Board, variant: str) -> Path:
@@ -311,28 +307,34 @@ class KbuildRunner:
             )
 
 
-def build_module(runner: KbuildRunner, dest: Path) -> Path:
-    """The demo module, from the same source the Buildroot package uses."""
+def build_modules(runner: KbuildRunner, dest: Path, packages: Sequence[str]) -> dict[str, Path]:
+    """Each module package's src/ (the source its Buildroot package uses), built in
+    dest/<package>/ with Kbuild's M=. Returns module name -> .ko file."""
     if dest.exists():
         shutil.rmtree(dest)
-    shutil.copytree(module_source_dir(), dest)
-    runner.make("modules", extra=[f"M={dest.resolve()}"], what=f"module {MODULE_NAME}")
-    return dest / f"{MODULE_NAME}.ko"
+    built = {}
+    for package in packages:
+        names = modules.module_names(package)
+        shutil.copytree(modules.source_dir(package), dest / package)
+        runner.make("modules", extra=[f"M={(dest / package).resolve()}"], what=package)
+        built.update({name: dest / package / f"{name}.ko" for name in names})
+    return built
 
 
-def stage_modules(runner: KbuildRunner, module_dir: Path, staging: Path) -> Path:
-    """lib/modules/<release>/ with the kernel's modules, the demo module in extra/, and
+def stage_modules(runner: KbuildRunner, module_dirs: Sequence[Path], staging: Path) -> Path:
+    """lib/modules/<release>/ with the kernel's modules, the out-of-tree ones in extra/, and
     modules.dep (Kbuild runs depmod), as Buildroot installs them."""
     if staging.exists():
         shutil.rmtree(staging)
     staging.mkdir(parents=True)
     install = [f"INSTALL_MOD_PATH={staging.resolve()}", "INSTALL_MOD_STRIP=1"]
     runner.make("modules_install", extra=install, what="modules_install")
-    runner.make(
-        "modules_install",
-        extra=[*install, f"M={module_dir.resolve()}"],
-        what=f"install {MODULE_NAME}",
-    )
+    for module_dir in module_dirs:
+        runner.make(
+            "modules_install",
+            extra=[*install, f"M={module_dir.resolve()}"],
+            what=f"install {module_dir.name}",
+        )
     for host_link in [*staging.glob("lib/modules/*/build"), *staging.glob("lib/modules/*/source")]:
         host_link.unlink()
     return staging
@@ -368,12 +370,15 @@ def build_kernel_only(
     mirrors: Sequence[str] = (),
     offline: bool = False,
     variant: KernelVariant | None = None,
+    module_packages: Sequence[str] = modules.PACKAGES,
     ccache_remote: ccache.Remote | None = None,
 ) -> Path:
     """Build zImage, dtb, modules and an initramfs into <output>/<board>-<variant>-kernel/images.
 
-    `variant` overrides the recipe's variant object (tests use it to build without a patch);
-    `ccache_remote` shares compile results with other hosts (fwgen.ccache).
+    `variant` overrides the recipe's variant object and `module_packages` the module packages
+    built (tests use them to build a kernel without the feature patches, and without the
+    module that needs them); `ccache_remote` shares compile results with other hosts
+    (fwgen.ccache).
     """
     name = variant_name or board.default_kernel
     variant = variant or board.kernel(name)
@@ -437,12 +442,14 @@ def build_kernel_only(
     kconfig.verify_config(config_path, variant.requirements)
     release = kernel_release(obj)
 
-    module = build_module(runner, work / "module")
+    built = build_modules(runner, work / "modules", module_packages)
     summary = ccache.read_stats(stats_log).summary(ccache_remote)
     log.info("%s", summary)
     with log_file.open("a") as logf:
         logf.write(f"fwgen: {summary}\n")
-    staging = stage_modules(runner, work / "module", work / "staging")
+    staging = stage_modules(
+        runner, [work / "modules" / p for p in module_packages], work / "staging"
+    )
     out = work / "images"
     if out.exists():
         shutil.rmtree(out)
@@ -466,11 +473,15 @@ def build_kernel_only(
                 "device_tree": variant.device_tree,
             },
             "toolchain": {**current["toolchain"], "origin": toolchain.origin},
-            "module": {
-                "name": MODULE_NAME,
-                "source": fingerprint.tree_content(module_source_dir()),
-                "sha256": fsutil.sha256_file(module),
-            },
+            "modules": [
+                {
+                    "name": name,
+                    "package": ko.parent.name,
+                    "source": fingerprint.tree_content(modules.source_dir(ko.parent.name)),
+                    "sha256": fsutil.sha256_file(ko),
+                }
+                for name, ko in built.items()
+            ],
             "rootfs": _rootfs_identity(rootfs),
             "overlays": {
                 o: fingerprint.tree_content(d)

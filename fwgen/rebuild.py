@@ -13,8 +13,9 @@ chooses the smallest set of Buildroot targets that makes the next plain `make` c
 - only the kernel .config: `linux-clean-for-reconfigure` (Buildroot copies the file again,
   runs olddefconfig, and the kernel build is incremental). The kconfig stage runs with the
   toolchain Buildroot builds, so this part is decided later, by `reconfigure_kernel()`;
-- the module package or source: `usermodehelper-demo-dirclean` (also after any kernel change:
-  Buildroot does not rebuild a module when its kernel is rebuilt);
+- a module package or its source: `<package>-dirclean` of every package in
+  `fwgen.modules.PACKAGES` (also after any kernel change: Buildroot does not rebuild a module
+  when its kernel is rebuilt);
 - overlays, the post-image script, genimage configuration, rootfs and system options, a newly
   enabled package: a plain `make` (target-finalize, the rootfs images and post-image run on
   every `make`); a file removed from an overlay is also removed from <O>/target, where it
@@ -34,7 +35,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-MODULE_PACKAGE = "usermodehelper-demo"
+from fwgen.modules import PACKAGES as MODULE_PACKAGES
+
+# Redo every kernel-module package (their content is compared as one digest).
+_MODULES_DIRCLEAN = tuple(f"{p}-dirclean" for p in MODULE_PACKAGES)
 STATE_VERSION = 1
 
 # Symbols whose value does not change what is built.
@@ -75,7 +79,7 @@ class Inputs:
     # sha256 of the kconfig stage's .config (made after `make toolchain`); None: not yet made
     kernel_config: str | None
     series: dict[str, str]  # patch file name -> sha256, in series order
-    module: str  # content hash of the module package (.mk, Config.in, src/)
+    module: str  # content hash of the module packages (.mk, Config.in, src/)
     overlays: dict[str, str]  # path in the rootfs -> "<mode> <sha256>" (merged overlays)
     board_files: str  # content hash of the post-image script and genimage configuration
 
@@ -279,7 +283,7 @@ def _compare_defconfig(old: Mapping[str, str], new: Mapping[str, str], d: _Decis
             )
         elif kind == "kernel":
             d.notes.append(f"{change}: the kernel is rebuilt from scratch")
-            d.target("linux-dirclean", f"{MODULE_PACKAGE}-dirclean")
+            d.target("linux-dirclean", *_MODULES_DIRCLEAN)
         elif kind == "make":
             d.notes.append(f"{change}: applied by make")
         else:
@@ -289,7 +293,7 @@ def _compare_defconfig(old: Mapping[str, str], new: Mapping[str, str], d: _Decis
 def _compare_kernel(old: Inputs, new: Inputs, d: _Decision) -> None:
     if list(old.series.items()) != list(new.series.items()):  # the order matters too
         d.notes.append(f"kernel patch series changed ({_series_change(old.series, new.series)})")
-        d.target("linux-dirclean", f"{MODULE_PACKAGE}-dirclean")
+        d.target("linux-dirclean", *_MODULES_DIRCLEAN)
 
 
 def reconfigure_kernel(
@@ -308,7 +312,7 @@ def reconfigure_kernel(
     if old is not None and old.inputs.kernel_config == new_config:
         return Plan(reasons=("kernel .config unchanged",))
     return Plan(
-        invalidate=("linux-clean-for-reconfigure", f"{MODULE_PACKAGE}-dirclean"),
+        invalidate=("linux-clean-for-reconfigure", *_MODULES_DIRCLEAN),
         reasons=("kernel .config changed: Buildroot reconfigures and rebuilds the kernel",),
     )
 
@@ -331,8 +335,8 @@ def _series_change(old: Mapping[str, str], new: Mapping[str, str]) -> str:
 
 def _compare_module(old: Inputs, new: Inputs, d: _Decision) -> None:
     if old.module != new.module:
-        d.notes.append(f"{MODULE_PACKAGE} package or source changed")
-        d.target(f"{MODULE_PACKAGE}-dirclean")
+        d.notes.append(f"module package or source changed ({', '.join(MODULE_PACKAGES)})")
+        d.target(*_MODULES_DIRCLEAN)
 
 
 def _compare_rootfs(

@@ -314,8 +314,9 @@ def kernel_only_sbom(name: str, manifest: dict[str, Any], epoch: int) -> bytes:
             components=patches,
         )
     ]
-    module = manifest.get("module") or {}
-    if module:
+    # "modules" (a list); manifests made before the second module have one "module".
+    listed = manifest.get("modules") or [manifest.get("module") or {}]
+    for module in (m for m in listed if isinstance(m, dict) and m):
         components.append(
             _component(
                 "library",
@@ -336,7 +337,7 @@ def kernel_only_sbom(name: str, manifest: dict[str, Any], epoch: int) -> bytes:
                 "",
                 digest if isinstance(digest, str) and len(digest) == 64 else None,
                 description="busybox-based initramfs root filesystem (with fwgen's overlays "
-                "and the kernel module)",
+                "and the kernel modules)",
                 **_gpl2(),
             )
         )
@@ -558,7 +559,7 @@ def _stage(
         source = (manifest.get("kernel") or {}).get("source") or {}
         notes += [
             "  Linux kernel and its patches: GPL-2.0-only (kernel COPYING; this is a kernel-only",
-            "  build, so no Buildroot legal-info exists). The kernel module: GPL-2.0-only.",
+            "  build, so no Buildroot legal-info exists). The kernel modules: GPL-2.0-only.",
             "  The busybox-based initramfs: busybox is GPL-2.0-only.",
             *textwrap.wrap(
                 f"Corresponding sources: the kernel was built from {source_words(source)} "

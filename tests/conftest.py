@@ -83,13 +83,15 @@ def kernel_builds(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempP
     """Real kernel-only builds (fwgen.kernel), shared by the e2e tests of one session.
 
     `build(variant, feature=True)` returns the images directory; feature=False builds the same
-    kernel with the board's series minus its mykthread patch. 6.1 comes from Debian's
+    kernel with the board's series minus its mykthread patches, and without the module package
+    that needs them (myevent-source: it includes <linux/myevent.h>). 6.1 comes from Debian's
     linux-source-6.1, 4.0 from $FWGEN_TEST_LINUX40_SRC. Builds go to $FWGEN_TEST_BUILD_DIR
     when set (a stable place lets repeated runs build incrementally), else a temp dir; ccache
     (CCACHE_BASEDIR is the build dir) makes a cold rebuild elsewhere cheap.
     """
     import dataclasses
 
+    from fwgen import modules
     from fwgen.board import load_board
     from fwgen.kernel import build_kernel_only
     from tests.rootfs import make_busybox_rootfs
@@ -106,7 +108,9 @@ def kernel_builds(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempP
         src = request.getfixturevalue("linux61_src" if variant == "6.1" else "linux40_src")
         chosen = board.kernel(variant)
         output = root / ("with-feature" if feature else "without-feature")
+        packages = modules.PACKAGES
         if not feature:
+            packages = tuple(p for p in packages if p != "myevent-source")
             series = output / f"series-{variant}"
             series.mkdir(parents=True, exist_ok=True)
             for patch in sorted(chosen.patches_dir().glob("*.patch")):
@@ -114,7 +118,13 @@ def kernel_builds(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempP
                     (series / patch.name).write_bytes(patch.read_bytes())
             chosen = dataclasses.replace(chosen, patches=str(series.resolve()))
         images = build_kernel_only(
-            board, variant, rootfs=rootfs, output=output, kernel_src=str(src), variant=chosen
+            board,
+            variant,
+            rootfs=rootfs,
+            output=output,
+            kernel_src=str(src),
+            variant=chosen,
+            module_packages=packages,
         )
         built[(variant, feature)] = images
         return images

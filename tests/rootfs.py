@@ -2,8 +2,8 @@
 
 /bin/busybox and a symlink per applet, busybox init with an rcS that mounts the virtual
 filesystems and runs /etc/init.d/S??* (as Buildroot's skeleton does), a getty on ttyAMA0, root
-without a password. `make_images` adds overlays/ and a kernel module and packs the initramfs
-with fwgen.initramfs, next to a kernel and device tree, as an images directory.
+without a password. `make_images` adds overlays/ and the out-of-tree kernel modules and packs
+the initramfs with fwgen.initramfs, next to a kernel and device tree, as an images directory.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from fwgen import initramfs
+from fwgen import initramfs, modules
 from fwgen.board import load_board
 
 # Applets that Buildroot's busybox installs in /sbin (the rest go to /bin).
@@ -156,13 +156,24 @@ def overlay_dirs() -> list[Path]:
     return load_board("vexpress").overlay_dirs()
 
 
+def module_files() -> list[str]:
+    """The out-of-tree modules' file names: usermodehelper_demo.ko, myevent_source.ko."""
+    return [f"{name}.ko" for p in modules.PACKAGES for name in modules.module_names(p)]
+
+
+def find_modules(directory: Path) -> list[Path]:
+    """Those of the out-of-tree modules found under `directory`."""
+    found = []
+    for name in module_files():
+        matches = sorted(directory.rglob(name))
+        if matches:
+            found.append(matches[0])
+    return found
+
+
 def find_kernel_files(directory: Path) -> dict[str, Path]:
-    """zImage, vexpress-v2p-ca9.dtb and usermodehelper_demo.ko under `directory`."""
-    wanted = {
-        "zImage": "zImage",
-        "dtb": "vexpress-v2p-ca9.dtb",
-        "module": "usermodehelper_demo.ko",
-    }
+    """zImage and vexpress-v2p-ca9.dtb under `directory`."""
+    wanted = {"zImage": "zImage", "dtb": "vexpress-v2p-ca9.dtb"}
     found: dict[str, Path] = {}
     for key, name in wanted.items():
         direct = directory / name
@@ -185,7 +196,8 @@ def make_images(
     with_module: bool = True,
 ) -> Path:
     """An images directory: the kernel and dtb from `kernel_dir`, an initramfs of `rootfs`
-    plus `overlays` (default: the project's) plus the demo module, and a manifest."""
+    plus `overlays` (default: the project's) plus the out-of-tree modules found in
+    `kernel_dir`, and a manifest."""
     files = find_kernel_files(kernel_dir)
     if "zImage" not in files or "dtb" not in files:
         raise RuntimeError(f"{kernel_dir} has no zImage or vexpress-v2p-ca9.dtb")
@@ -194,9 +206,9 @@ def make_images(
     shutil.copyfile(files["dtb"], dest / "vexpress-v2p-ca9.dtb")
     extra: dict[str, Path] = {}
     release = ""
-    if with_module and "module" in files:
-        release = module_release(files["module"])
-        extra[f"lib/modules/{release}/extra/usermodehelper_demo.ko"] = files["module"]
+    for ko in find_modules(kernel_dir) if with_module else []:
+        release = module_release(ko)
+        extra[f"lib/modules/{release}/extra/{ko.name}"] = ko
     layers = [rootfs, *(overlay_dirs() if overlays is None else overlays)]
     initramfs.pack(dest / "rootfs.cpio.gz", layers, extra)
     if variant or release:

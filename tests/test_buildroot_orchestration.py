@@ -85,7 +85,11 @@ def test_a_full_build_collects_images_with_manifest_and_checksums(data, tmp_path
     )
     assert manifest["buildroot"]["version"] == "2025.02.16"
     assert manifest["buildroot"]["defconfig_sha256"] == fsutil.sha256_file(fw / "defconfig")
-    assert manifest["module"]["sha256"]
+    assert [(m["package"], m["name"]) for m in manifest["modules"]] == [
+        ("usermodehelper-demo", "usermodehelper_demo"),
+        ("myevent-source", "myevent_source"),
+    ]
+    assert all(m["sha256"] for m in manifest["modules"])
     assert manifest["fwgen_version"]
     # Buildroot was told about the external tree and the rendered defconfig, then built.
     assert _calls(tmp_path) == ["defconfig", "show-info", "toolchain", "all"]
@@ -148,6 +152,7 @@ def test_a_changed_patch_dircleans_linux_and_the_module(data, tmp_path, capsys):
         "defconfig",
         "linux-dirclean",
         "usermodehelper-demo-dirclean",
+        "myevent-source-dirclean",
         "show-info",
         "toolchain",
         "all",
@@ -173,6 +178,7 @@ def test_a_changed_fragment_reconfigures_the_kernel(data, tmp_path):
         "toolchain",
         "linux-clean-for-reconfigure",
         "usermodehelper-demo-dirclean",
+        "myevent-source-dirclean",
         "all",
     ]
     assert "CONFIG_DEVTMPFS_MOUNT=y" not in config.read_text()
@@ -216,8 +222,8 @@ def test_dry_run_after_a_change_shows_the_targets(data, tmp_path, capsys):
     capsys.readouterr()
     assert _build("--dry-run") == 0
     text = capsys.readouterr().out
-    assert "usermodehelper-demo package or source changed" in text
-    assert "O=" in text and " usermodehelper-demo-dirclean\n" in text
+    assert "module package or source changed (usermodehelper-demo, myevent-source)" in text
+    assert "O=" in text and " usermodehelper-demo-dirclean myevent-source-dirclean\n" in text
     assert _calls(tmp_path) == ["defconfig", "show-info", "toolchain", "all"]  # nothing ran
 
 
@@ -303,7 +309,7 @@ def test_low_disk_space_is_a_warning(data, tmp_path, monkeypatch, capsys):
 def test_offline_lists_missing_buildroot_sources(data, tmp_path, capsys):
     assert _build("--offline") == 2
     err = capsys.readouterr().err
-    assert "offline, and 4 source(s) Buildroot needs are not in" in err
+    assert "offline, and 5 source(s) Buildroot needs are not in" in err
     assert "busybox/busybox-1.37.0.tar.xz  (busybox)" in err
     assert "buildroot-dl/linux/linux-4.0.tar.xz" not in err  # fwgen placed it
 

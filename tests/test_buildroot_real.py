@@ -9,7 +9,8 @@ the network. What they prove:
 - the external tree loads, and the rendered 4.0 and 6.1 defconfigs survive olddefconfig
   line for line (Buildroot's own is_defconfig_valid rule);
 - `make show-info` lists the kernel at 4.0 with the series from fwgen's global patch
-  directory, fwgen's hash files, and the usermodehelper-demo package depending on linux;
+  directory, fwgen's hash files, and the kernel-module packages (usermodehelper-demo,
+  myevent-source) depending on linux;
 - with a linux-4.0 tarball in the download directory, `make linux-patch` downloads nothing,
   checks the tarball against the pin fwgen writes from the recipe
   (BR2_DOWNLOAD_FORCE_CHECK_HASHES=y) and applies the series with Buildroot's own patch
@@ -37,7 +38,7 @@ from pathlib import Path
 
 import pytest
 
-from fwgen import buildroot, defconfig, fsutil, patches, paths
+from fwgen import buildroot, defconfig, fsutil, modules, patches, paths
 from fwgen.board import Board, load_board
 from tests.conftest import gated_tree
 
@@ -153,12 +154,11 @@ def test_show_info_lists_kernel_40_with_the_series_and_the_module(br_tree, tmp_p
     assert headers["version"] == "4.0"
     assert headers["patches"] == []  # the series is under linux/4.0/, which headers ignore
     assert headers["hashes"][-1] == str(patch_dir / "linux-headers" / "linux-headers.hash")
-    module = info["usermodehelper-demo"]
-    assert module["package_dir"] == str(
-        paths.br2_external_dir() / "package" / "usermodehelper-demo"
-    )
-    assert "linux" in module["dependencies"]
-    assert module["downloads"] == []
+    for package in modules.PACKAGES:
+        module = info[package]
+        assert module["package_dir"] == str(paths.br2_external_dir() / "package" / package)
+        assert "linux" in module["dependencies"]
+        assert module["downloads"] == []
     assert {"host-genimage", "host-bmap-tools", "host-e2fsprogs", "rootfs-ext2"} <= set(info)
 
 

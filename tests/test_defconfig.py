@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from fwgen import defconfig, patches, paths
+from fwgen import defconfig, modules, patches, paths
 from fwgen.board import load_board, load_board_file
 from fwgen.errors import FwgenError
 from fwgen.recipe import RecipeError
@@ -47,6 +47,7 @@ def test_the_40_defconfig_has_every_setting_the_build_needs(isolated_env):
         "BR2_LINUX_KERNEL_INTREE_DTS_NAME": '"vexpress-v2p-ca9"',
         "BR2_LINUX_KERNEL_LICENSE_FILES": '"./COPYING"',
         "BR2_PACKAGE_USERMODEHELPER_DEMO": "y",
+        "BR2_PACKAGE_MYEVENT_SOURCE": "y",
         "BR2_TARGET_ROOTFS_EXT2": "y",
         "BR2_TARGET_ROOTFS_EXT2_2r1": "y",
         "BR2_TARGET_ROOTFS_EXT2_SIZE": '"64M"',
@@ -216,23 +217,39 @@ def test_write_if_changed_keeps_an_unchanged_file_and_its_mtime(tmp_path):
 def test_external_tree_is_named_fwgen_and_includes_its_packages():
     desc = (EXTERNAL / "external.desc").read_text()
     assert re.search(r"^name: FWGEN$", desc, re.MULTILINE)
-    assert "usermodehelper-demo/Config.in" in (EXTERNAL / "Config.in").read_text()
+    config_in = (EXTERNAL / "Config.in").read_text()
+    for package in sorted(p.name for p in (EXTERNAL / "package").iterdir()):
+        assert f'source "$BR2_EXTERNAL_FWGEN_PATH/package/{package}/Config.in"' in config_in
     assert "$(BR2_EXTERNAL_FWGEN_PATH)/package/*/*.mk" in (EXTERNAL / "external.mk").read_text()
 
 
-def test_module_package_is_a_local_kernel_module_package():
-    pkg = EXTERNAL / "package" / "usermodehelper-demo"
-    mk = (pkg / "usermodehelper-demo.mk").read_text()
-    assert (
-        "USERMODEHELPER_DEMO_SITE = $(BR2_EXTERNAL_FWGEN_PATH)/package/usermodehelper-demo/src"
-        in mk
+def test_every_kernel_module_package_is_listed_and_enabled(isolated_env):
+    """fwgen.modules.PACKAGES is what both build paths build and the planner rebuilds: it
+    must name exactly the external tree's kernel-module packages, each enabled."""
+    found = sorted(
+        mk.parent.name
+        for mk in (EXTERNAL / "package").glob("*/*.mk")
+        if "$(eval $(kernel-module))" in mk.read_text()
     )
-    assert "USERMODEHELPER_DEMO_SITE_METHOD = local" in mk
-    assert "USERMODEHELPER_DEMO_LICENSE = GPL-2.0" in mk
+    assert sorted(modules.PACKAGES) == found
+    values = _values(_render("4.0"))
+    for package in modules.PACKAGES:
+        assert values.get(f"BR2_PACKAGE_{package.upper().replace('-', '_')}") == "y"
+
+
+@pytest.mark.parametrize("package", modules.PACKAGES)
+def test_module_package_is_a_local_kernel_module_package(package):
+    pkg = EXTERNAL / "package" / package
+    var = package.upper().replace("-", "_")
+    mk = (pkg / f"{package}.mk").read_text()
+    assert f"{var}_SITE = $(BR2_EXTERNAL_FWGEN_PATH)/package/{package}/src" in mk
+    assert f"{var}_SITE_METHOD = local" in mk
+    assert f"{var}_LICENSE = GPL-2.0" in mk
     assert mk.index("$(eval $(kernel-module))") < mk.index("$(eval $(generic-package))")
     config = (pkg / "Config.in").read_text()
-    assert "config BR2_PACKAGE_USERMODEHELPER_DEMO" in config
+    assert f"config BR2_PACKAGE_{var}" in config
     assert "depends on BR2_LINUX_KERNEL" in config
+    assert modules.module_names(package) == [package.replace("-", "_")]
 
 
 def _hashes(path: Path) -> dict[str, str]:

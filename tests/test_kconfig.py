@@ -182,6 +182,17 @@ config DEVTMPFS
 config DEVTMPFS_MOUNT
 	bool "devtmpfs mount"
 	depends on DEVTMPFS
+
+config DEBUG_KERNEL
+	bool "kernel debugging"
+
+config PREEMPT_COUNT
+	bool
+
+config DEBUG_ATOMIC_SLEEP
+	bool "sleep inside atomic section checking"
+	select PREEMPT_COUNT
+	depends on DEBUG_KERNEL
 """
 
 
@@ -311,7 +322,10 @@ def test_mini_write_is_complete_and_atomic(mini, tmp_path):
 def test_mini_cli_from_a_tarball(mini, tmp_path, capsys, cli):
     """The whole command on a tiny 'linux 6.1' tarball: kernel source, recipe, write."""
     write(mini / "Makefile", "VERSION = 6\nPATCHLEVEL = 1\nSUBLEVEL = 0\nEXTRAVERSION =\n")
-    write(mini / "arch/arm/configs/vexpress_defconfig", "CONFIG_MODULES=y\nCONFIG_DEVTMPFS=y\n")
+    write(
+        mini / "arch/arm/configs/vexpress_defconfig",
+        "CONFIG_MODULES=y\nCONFIG_DEVTMPFS=y\nCONFIG_DEBUG_KERNEL=y\n",
+    )
     tarball = tmp_path / "linux-mini.tar.gz"
     with tarfile.open(tarball, "w:gz") as tar:
         tar.add(mini, arcname="linux-mini")
@@ -320,6 +334,7 @@ def test_mini_cli_from_a_tarball(mini, tmp_path, capsys, cli):
     assert cli([*args, "--kernel", "6.1", "-o", str(out), "--explain", "SYSCTL"]) == 0
     assert "selected by PROC_SYSCTL (Kconfig:13)" in capsys.readouterr().out
     assert kconfig.check_config(out, [*REQUIREMENTS, "DEVTMPFS_MOUNT=y"]) == []
+    assert "CONFIG_DEBUG_ATOMIC_SLEEP=y\n" in out.read_text()
     assert cli([*args, "--kernel", "6.1"]) == 0
     assert "CONFIG_MODULE_UNLOAD=y\n" in capsys.readouterr().out
     assert cli([*args, "--kernel", "4.0"]) == 2

@@ -10,6 +10,10 @@ import pytest
 from fwgen import rebuild
 from fwgen.rebuild import Inputs, Plan, State
 
+# Every kernel-module package is rebuilt with its kernel (Buildroot would not rebuild them).
+MODULES = ("usermodehelper-demo-dirclean", "myevent-source-dirclean")
+KERNEL_AND_MODULES = ("linux-dirclean", *MODULES)
+
 BASE = Inputs(
     buildroot="2025.02.16 " + "b" * 64,
     kernel="4.0 " + "k" * 64,
@@ -86,7 +90,7 @@ def test_an_unfinished_build_is_resumed_with_a_plain_make():
 def test_changed_series_dircleans_the_kernel_and_the_module():
     series = {"0001-a.patch": "1" * 64, "0002-b.patch": "3" * 64, "0003-c.patch": "4" * 64}
     plan = _plan(_with(series=series))
-    assert plan.invalidate == ("linux-dirclean", "usermodehelper-demo-dirclean")
+    assert plan.invalidate == KERNEL_AND_MODULES
     assert not plan.full_clean
     assert "added 0003-c.patch; changed 0002-b.patch" in plan.reasons[0]
 
@@ -94,7 +98,7 @@ def test_changed_series_dircleans_the_kernel_and_the_module():
 def test_a_reordered_series_counts_as_a_change():
     reordered = dict(reversed(list(BASE.series.items())))
     plan = _plan(_with(series=reordered))
-    assert plan.invalidate == ("linux-dirclean", "usermodehelper-demo-dirclean")
+    assert plan.invalidate == KERNEL_AND_MODULES
     assert "reordered" in plan.reasons[0]
 
 
@@ -107,7 +111,10 @@ def _reconfigure(config: str, plan: rebuild.Plan | None = None, configured: bool
 
 def test_changed_kernel_config_reconfigures_the_kernel_only():
     step = _reconfigure("d" * 64)
-    assert step.invalidate == ("linux-clean-for-reconfigure", "usermodehelper-demo-dirclean")
+    assert step.invalidate == (
+        "linux-clean-for-reconfigure",
+        *MODULES,
+    )
     assert "kernel .config changed" in step.reasons[0]
 
 
@@ -118,7 +125,7 @@ def test_unchanged_kernel_config_needs_nothing():
 
 def test_series_and_config_change_together_need_only_the_dirclean():
     plan = _plan(_with(series={}))
-    assert plan.invalidate == ("linux-dirclean", "usermodehelper-demo-dirclean")
+    assert plan.invalidate == KERNEL_AND_MODULES
     assert _reconfigure("d" * 64, plan).invalidate == ()
 
 
@@ -135,7 +142,7 @@ def test_a_kernel_config_change_alone_is_not_decided_by_the_first_plan():
 
 def test_changed_module_dircleans_only_the_module():
     plan = _plan(_with(module="n" * 64))
-    assert plan.invalidate == ("usermodehelper-demo-dirclean",)
+    assert plan.invalidate == MODULES
 
 
 def test_overlay_changes_need_a_plain_make():
@@ -232,7 +239,7 @@ def test_system_rootfs_options_and_new_packages_need_a_plain_make(changes):
 
 def test_kernel_options_dirclean_the_kernel():
     plan = _plan(_defconfig(BR2_LINUX_KERNEL_INTREE_DTS_NAME='"vexpress-v2p-ca15"'))
-    assert plan.invalidate == ("linux-dirclean", "usermodehelper-demo-dirclean")
+    assert plan.invalidate == KERNEL_AND_MODULES
 
 
 def test_a_full_rebuild_reason_hides_the_smaller_steps():

@@ -35,7 +35,10 @@ def kernel_manifest(build: str) -> dict:
             "series": {"0001-demo.patch": "cd" * 32},
             "device_tree": "vexpress-v2p-ca9",
         },
-        "module": {"name": "usermodehelper_demo", "sha256": "ef" * 32},
+        "modules": [
+            {"name": "usermodehelper_demo", "sha256": "ef" * 32},
+            {"name": "myevent_source", "sha256": "fe" * 32},
+        ],
         "rootfs": {"busybox": "1.36.1", "sha256": "01" * 32},
     }
 
@@ -189,7 +192,8 @@ def test_kernel_only_sbom_has_the_required_cyclonedx_fields(tmp_path):
     assert bom["version"] == 1 and bom["serialNumber"].startswith("urn:uuid:")
     assert bom["metadata"]["component"]["name"] == made.name
     by_name = {c["name"]: c for c in bom["components"]}
-    assert {"linux", "usermodehelper_demo", "busybox-rootfs"} <= set(by_name)
+    assert {"linux", "usermodehelper_demo", "myevent_source", "busybox-rootfs"} <= set(by_name)
+    assert by_name["myevent_source"]["hashes"] == [{"alg": "SHA-256", "content": "fe" * 32}]
     for component in bom["components"]:
         assert component["type"] and component["bom-ref"] and component["name"]
     linux = by_name["linux"]
@@ -199,6 +203,15 @@ def test_kernel_only_sbom_has_the_required_cyclonedx_fields(tmp_path):
     assert linux["components"][0]["name"] == "0001-demo.patch"
     refs = {c["bom-ref"] for c in bom["components"]}
     assert set(bom["dependencies"][0]["dependsOn"]) == refs
+
+
+def test_a_manifest_from_before_the_second_module_still_lists_its_module():
+    manifest = kernel_manifest("kernel-only")
+    del manifest["modules"]
+    manifest["module"] = {"name": "usermodehelper_demo", "sha256": "ef" * 32}
+    bom = json.loads(release.kernel_only_sbom("old", manifest, 0))
+    names = [c["name"] for c in bom["components"]]
+    assert names.count("usermodehelper_demo") == 1 and "myevent_source" not in names
 
 
 def test_tampering_with_one_byte_fails_verify_naming_the_file(tmp_path, capsys):

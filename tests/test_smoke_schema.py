@@ -29,6 +29,13 @@ def test_vexpress_declares_the_feature_checks_in_order():
         "second signal to mykthread: handler records TROUBLED_DS=2",
         "demo module loads",
         "demo helper records hello when the module unloads",
+        "event source module loads",
+        "one event from a timer callback: handler records source=event TROUBLED_DS=4242",
+        "burst of 100 events: 100 handler runs, ids in order, none lost, counters agree",
+        "overflow: a burst of 200 loses 72 events, counted and reported, the rest in order",
+        "unloading the event source while its 100 events are handled is safe",
+        "unloading the event source with a burst pending cancels it",
+        "third signal, after the events: handler records source=signal TROUBLED_DS=3",
         "dmesg shows no oops, BUG or WARNING",
     ]
     assert board.smoke.poweroff.run == "poweroff"

@@ -33,6 +33,7 @@ packages() {
 	echo "busybox:1.37.0:target"
 	echo "linux:$(kernel_version):target"
 	echo "usermodehelper-demo::target"
+	echo "myevent-source::target"
 }
 
 stamp_dir() {
@@ -89,9 +90,9 @@ build_package() {
 		mkdir -p "${dir}/include/config"
 		echo "${version}.0" >"${dir}/include/config/kernel.release"
 	fi
-	if [ "${name}" = usermodehelper-demo ]; then
+	if [ "${name}" = usermodehelper-demo ] || [ "${name}" = myevent-source ]; then
 		mkdir -p "${out}/target/lib/modules/$(kernel_version).0/updates"
-		echo "fake module" >"${out}/target/lib/modules/$(kernel_version).0/updates/usermodehelper_demo.ko"
+		echo "fake module" >"${out}/target/lib/modules/$(kernel_version).0/updates/${name//-/_}.ko"
 	fi
 	touch "${dir}/.stamp_configured" "${dir}/.stamp_installed"
 }
