@@ -55,6 +55,28 @@ def _unpack(tarball: Path, dest: Path) -> Path:
     return dest
 
 
+@pytest.fixture(scope="session")
+def br_tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real Buildroot 2025.02.x tree from $FWGEN_TEST_BUILDROOT_SRC (a tree or a tarball)."""
+    import subprocess
+
+    from fwgen import buildroot
+
+    given = gated_tree(
+        "FWGEN_TEST_BUILDROOT_SRC",
+        "the external tree, the defconfig, post-image and the release run in real Buildroot",
+    )
+    tree = given
+    if not given.is_dir():
+        dest = tmp_path_factory.mktemp("buildroot")
+        subprocess.run(["tar", "-xf", str(given), "-C", str(dest)], check=True)
+        (tree,) = [p for p in dest.iterdir() if p.is_dir()]
+    version = buildroot.tree_version(tree)
+    if not version.startswith("2025.02"):
+        pytest.fail(f"FWGEN_TEST_BUILDROOT_SRC is Buildroot {version}, not 2025.02.x")
+    return tree
+
+
 DEBIAN_LINUX_61 = Path("/usr/src/linux-source-6.1.tar.xz")
 
 

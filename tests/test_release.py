@@ -399,16 +399,9 @@ def test_buildroot_images_without_their_output_directory_are_refused(tmp_path):
         release.make_release(load_board(BOARD), directory, tmp_path / "d", version="2")
 
 
-def test_real_buildroot_cyclonedx_generator_runs_offline(tmp_path):
-    from tests.conftest import gated_tree
-
-    tree = gated_tree(
-        "FWGEN_TEST_BUILDROOT_SRC",
-        "Buildroot's own utils/generate-cyclonedx runs offline on make show-info output",
-    )
-    if not (tree / "utils" / "generate-cyclonedx").is_file():
-        pytest.skip(f"{tree} is not an unpacked Buildroot tree")
-    directory = buildroot_images(tmp_path / "build", tree=tree)
+def test_real_buildroot_cyclonedx_generator_runs_offline(tmp_path, br_tree):
+    """Buildroot's own utils/generate-cyclonedx runs offline on `make show-info` output."""
+    directory = buildroot_images(tmp_path / "build", tree=br_tree)
     passed_smoke(directory)
     schema = tmp_path / "spdx.schema.json"
     schema.write_text(json.dumps({"enum": ["GPL-2.0", "MIT"]}))

@@ -2,17 +2,17 @@
 
 "Host A" and "host B" are two build directories with two local ccache directories on this
 machine; what they share is only the redis-server the test starts on 127.0.0.1 (a free port)
-and stops at the end. Host A's local cache lives under $FWGEN_TEST_BUILD_DIR when set (a
-long-lived developer machine; warm after the first run) and shares its local hits too
-(ccache's own CCACHE_RESHARE), so the empty redis fills on every run; host B starts with an
-empty local cache and must get at least 90% of its compiler calls from redis, and its images
-must pass every smoke check. A third host loses the remote in the middle of its build: the
-build still succeeds, and the statistics say what happened.
+and stops at the end. Host A is the long-lived developer machine: its local cache is this
+session's own (the one the e2e kernel builds filled, which this test asks for first, so CI
+compiles the kernel once, not twice) and it shares its local hits too (ccache's own
+CCACHE_RESHARE), so the empty redis fills on every run. Host B starts with an empty local
+cache and must get at least 90% of its compiler calls from redis, and its images must pass
+every smoke check. A third host loses the remote in the middle of its build: the build still
+succeeds, and the statistics say what happened.
 """
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import threading
@@ -37,9 +37,10 @@ pytestmark = [
 
 
 def _host(
-    monkeypatch, root: Path, name: str, local: Path, remote, src: Path, rootfs: Path
+    monkeypatch, root: Path, name: str, local: Path | None, remote, src: Path, rootfs: Path
 ) -> tuple[Path, ccache.Stats]:
-    monkeypatch.setenv("CCACHE_DIR", str(local))
+    if local is not None:  # None: this session's own local cache
+        monkeypatch.setenv("CCACHE_DIR", str(local))
     images = build_kernel_only(
         load_board("vexpress"),
         "6.1",
@@ -54,17 +55,16 @@ def _host(
 
 
 def test_host_b_builds_from_host_as_results_and_a_lost_remote_fails_nothing(
-    linux61_src, tmp_path, monkeypatch
+    kernel_builds, linux61_src, tmp_path, monkeypatch
 ):
-    stable = os.environ.get("FWGEN_TEST_BUILD_DIR")
+    kernel_builds("6.1")  # host A's history: its local cache has seen this kernel
     root = tmp_path / "hosts"
-    host_a_cache = Path(stable) / "shared-cache-host-a" if stable else tmp_path / "cache-a"
     rootfs = make_busybox_rootfs(tmp_path / "rootfs")
     board = load_board("vexpress")
     with redis_server(tmp_path) as port:
         remote = ccache.resolve(f"redis://127.0.0.1:{port}")
         monkeypatch.setenv("CCACHE_RESHARE", "1")
-        _, a = _host(monkeypatch, root, "host-a", host_a_cache, remote, linux61_src, rootfs)
+        _, a = _host(monkeypatch, root, "host-a", None, remote, linux61_src, rootfs)
         monkeypatch.delenv("CCACHE_RESHARE")
         assert a.calls > 500 and a.remote_errors == 0
 
