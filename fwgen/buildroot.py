@@ -560,6 +560,7 @@ def run(prepared: Prepared, options: BuildOptions) -> BuildResult:
             p.locations.ccache_dir,
             options.ccache_remote.describe(),
         )
+        ccache.announce(options.ccache_remote)
     make = brmake.Make(
         p.tree,
         p.output,

@@ -31,6 +31,7 @@ from pathlib import Path
 import requests
 
 from fwgen.errors import FwgenError
+from fwgen.log import log
 
 ENV_URL = "FWGEN_CCACHE_REMOTE"
 ENV_READ_ONLY = "FWGEN_CCACHE_REMOTE_READ_ONLY"
@@ -83,6 +84,28 @@ class Remote:
             return True, "directory present"
         except (OSError, requests.RequestException) as e:
             return False, f"{type(e).__name__}: {e}"
+
+    def status(self, timeout: float = 2.0) -> tuple[bool, str]:
+        """(reachable, one line for the user): what a build prints before its first compile
+        and what `fwgen doctor` shows. Unreachable is a warning, never an error."""
+        reachable, detail = self.check(timeout)
+        if reachable:
+            return True, f"remote compile cache {self.describe()}: reachable ({detail})"
+        return False, (
+            f"remote compile cache {self.describe()}: NOT reachable ({detail}); builds go on "
+            f"with the local cache only, each compile waiting at most {CONNECT_TIMEOUT_MS} ms "
+            "for the remote"
+        )
+
+
+def announce(remote: Remote) -> bool:
+    """Log whether the remote answers (a warning when it does not); the build goes on."""
+    reachable, line = remote.status()
+    if reachable:
+        log.info("%s", line)
+    else:
+        log.warning("warning: %s", line)
+    return reachable
 
 
 def _without_password(url: str) -> str:

@@ -427,6 +427,7 @@ def build_kernel_only(
     stats_log.unlink(missing_ok=True)
     if ccache_remote is not None:
         log.info("compile cache: local, then remote %s", ccache_remote.describe())
+        ccache.announce(ccache_remote)
     runner = KbuildRunner(
         src,
         obj,

@@ -198,3 +198,40 @@ def test_a_remote_that_is_down_fails_nothing_and_is_reported(tmp_path):
 def test_a_file_remote_must_exist_and_be_writable_unless_read_only(tmp_path):
     assert not ccache.resolve(f"file://{tmp_path / 'nope'}").check()[0]
     assert ccache.resolve(f"file://{tmp_path}").check() == (True, "directory present")
+
+
+@needs_redis
+def test_doctor_says_whether_the_remote_answers_and_never_fails_on_it(tmp_path, capsys):
+    from fwgen.cli import main
+
+    with redis_server(tmp_path) as port:
+        main(
+            [
+                "doctor",
+                "vexpress",
+                "--stage",
+                "smoke",
+                "--ccache-remote",
+                f"redis://127.0.0.1:{port}",
+            ]
+        )
+        out = capsys.readouterr().out
+        assert (
+            f"ok      remote compile cache redis://127.0.0.1:{port} (read-write): reachable (PONG)"
+            in out
+        )
+    down = f"redis://127.0.0.1:{_free_port()}"
+    before = main(["doctor", "vexpress", "--stage", "smoke"])
+    capsys.readouterr()
+    assert main(["doctor", "vexpress", "--stage", "smoke", "--ccache-remote", down]) == before
+    out = capsys.readouterr().out
+    assert f"WARNING remote compile cache {down} (read-write): NOT reachable" in out
+    assert "builds go on with the local cache only" in out
+
+
+def test_a_build_warns_about_a_remote_that_is_down_and_goes_on(caplog):
+    down = ccache.resolve(f"redis://127.0.0.1:{_free_port()}", read_only=True)
+    assert ccache.announce(down) is False
+    (record,) = caplog.records
+    assert record.levelname == "WARNING"
+    assert "(read-only): NOT reachable (ConnectionRefusedError" in record.getMessage()

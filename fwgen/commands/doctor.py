@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from fwgen import doctor
+from fwgen import ccache, doctor
 from fwgen.board import board_names, load_board
 from fwgen.commands import add_board_argument, board_arg
 from fwgen.errors import FwgenError
@@ -21,6 +21,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         action="append",
         choices=list(doctor.STAGE_TITLES),
         help="check only this stage (repeatable; default: all)",
+    )
+    parser.add_argument(
+        "--ccache-remote",
+        metavar="URL",
+        help=f"also check this shared compile cache answers (default: ${ccache.ENV_URL}); "
+        "unreachable is a warning: builds go on with the local cache",
     )
 
 
@@ -45,6 +51,11 @@ def run(args: argparse.Namespace) -> int:
             print(f"  {mark} {f.need.what:<32} {f.detail}{extra}")
         for what, note in doctor.stage_notes(stage):
             print(f"  note    {what:<32} {note}")
+    remote = ccache.resolve(args.ccache_remote)
+    if remote is not None:
+        reachable, status = remote.status()
+        print("Shared compile cache:")
+        print(f"  {'ok     ' if reachable else 'WARNING'} {status}")
     line = doctor.install_line(findings)
     if line is None:
         print("Everything fwgen needs is here.")
