@@ -177,7 +177,7 @@ def _fwgen(work: Path, name: str, *args: str, check: bool = True) -> str:
     env = {**os.environ, "FWGEN_CACHE_DIR": str(work / "cache")}
     with (logs / f"{name}.log").open("w") as log:
         code = subprocess.run(
-            [sys.executable, "-m", "fwgen", "--quiet", *args],
+            [sys.executable, "-m", "fwgen", *args],
             stdout=log,
             stderr=subprocess.STDOUT,
             env=env,
