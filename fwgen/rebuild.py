@@ -163,6 +163,7 @@ class _Decision:
     targets: list[str] = field(default_factory=list)
     remove: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    no_effect: list[str] = field(default_factory=list)  # changes to nothing that is built
 
     def target(self, *names: str) -> None:
         for name in names:
@@ -207,10 +208,15 @@ def plan(
     reasons = ["the previous build here did not finish: resuming it"] if resume else []
     if decision.full:
         return Plan(full_clean=True, reasons=tuple(reasons + decision.full), resume=resume)
-    reasons += decision.notes
-    unchanged = not reasons and not decision.targets and not decision.remove
+    unchanged = not reasons and not decision.notes and not decision.targets and not decision.remove
+    reasons += decision.notes + decision.no_effect
     if unchanged:
-        reasons.append("no input changed since the last build")
+        # A new mirror or job count alone does not make a complete build out of date; the
+        # next build that has something to do passes them on to Buildroot.
+        reasons.append(
+            "no input changed since the last build"
+            + (" but the settings above, which change nothing that is built" if reasons else "")
+        )
     return Plan(
         invalidate=_ordered(decision.targets),
         remove_from_target=tuple(decision.remove),
@@ -287,7 +293,7 @@ def _compare_defconfig(old: Mapping[str, str], new: Mapping[str, str], d: _Decis
         elif kind == "make":
             d.notes.append(f"{change}: applied by make")
         else:
-            d.notes.append(f"{change}: changes nothing that is built")
+            d.no_effect.append(f"{change}: changes nothing that is built")
 
 
 def _compare_kernel(old: Inputs, new: Inputs, d: _Decision) -> None:

@@ -131,6 +131,18 @@ def test_a_second_run_with_nothing_changed_is_up_to_date_and_runs_no_make(data, 
     assert (_out(tmp_path) / "images" / "manifest.json").read_bytes() == before
 
 
+def test_another_mirror_alone_leaves_a_complete_build_up_to_date(data, tmp_path, capsys):
+    """The full-build tier's mirror gets a new port each session: that is not a reason to run
+    Buildroot's make on a complete build again."""
+    assert _build("-j", "2") == 0
+    capsys.readouterr()
+    assert _build("-j", "3", "--mirror", "http://127.0.0.1:9/") == 0
+    assert _calls(tmp_path)[4:] == []
+    err = capsys.readouterr().err
+    assert "BR2_JLEVEL: 2 -> 3: changes nothing that is built" in err
+    assert "changes nothing that is built" in err and "up to date" in err
+
+
 def test_damaged_images_are_not_up_to_date(data, tmp_path, capsys):
     assert _build() == 0
     (_out(tmp_path) / "images" / "zImage").write_text("damaged\n")

@@ -217,9 +217,22 @@ def test_toolchain_architecture_and_package_removals_rebuild_everything(changes)
     ],
 )
 def test_download_settings_and_paths_change_nothing(changes):
+    """Found by the full-build tier: a mirror on another port made a complete build run
+    Buildroot's make again; such a change alone leaves the build up to date."""
     plan = _plan(_defconfig(**changes))
     assert not plan.full_clean and plan.invalidate == ()
     assert "changes nothing" in plan.reasons[0]
+    assert plan.unchanged
+    assert plan.reasons[-1] == (
+        "no input changed since the last build but the settings above, which change nothing "
+        "that is built"
+    )
+    assert not _plan(_defconfig(**changes), complete=False).unchanged
+
+
+def test_a_setting_that_changes_nothing_does_not_hide_one_that_does():
+    plan = _plan(_defconfig(BR2_JLEVEL="3", BR2_TARGET_GENERIC_GETTY_PORT='"ttyS0"'))
+    assert not plan.unchanged
 
 
 @pytest.mark.parametrize(
