@@ -8,19 +8,20 @@ result is an images/ directory with the same names as a Buildroot build's, plus 
 and SHA256SUMS.
 
 Rebuild rules (explicit, see `decide`): the patched source tree and the object tree are kept
-between runs. If the kernel source, the series, the host fixups or the toolchain differ from
-the last run, both are made afresh; otherwise Kbuild rebuilds incrementally (a changed .config
-included: Kbuild tracks config dependencies itself). The modules, the modules staging tree,
-the initramfs and images/ are redone on every run: they take seconds.
+between runs. If the kernel source, the host fixups or the toolchain differ from the last run,
+both are made afresh. If only the patch series differs, the kept tree is brought to the new
+series in place (fwgen.kerneltree.update: only the files that differ are rewritten) and the
+objects are kept, so Kbuild recompiles only what depends on those files. Otherwise Kbuild
+rebuilds incrementally (a changed .config included: Kbuild tracks config dependencies
+itself). The modules, the modules staging tree, the initramfs and images/ are redone on every
+run: they take seconds.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
-import stat
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
@@ -38,6 +39,7 @@ from fwgen import (
     initramfs,
     kconfig,
     kernelsrc,
+    kerneltree,
     modules,
     patches,
     sources,
@@ -48,14 +50,19 @@ from fwgen.log import log, progress_disabled
 from fwgen.toolchain import Toolchain
 from fwgen.toolchain import find as find_toolchain
 
-# Bump when apply_host_fixups changes what it does to a tree: trees made before are redone.
-HOST_FIXUPS_VERSION = 1
+FRESH = "fresh tree"
+NEW_SERIES = "new series"
+INCREMENTAL = "incremental"
 
 
 @dataclass(frozen=True)
 class Decision:
-    fresh: bool
+    action: str  # FRESH, NEW_SERIES or INCREMENTAL
     reasons: tuple[str, ...]
+
+    @property
+    def fresh(self) -> bool:
+        return self.action == FRESH
 
 
 @dataclass(frozen=True)
@@ -131,27 +138,32 @@ def _recognised_by(source: Any) -> Any:
 
 
 def decide(previous: Mapping[str, Any] | None, current: Mapping[str, Any]) -> Decision:
-    """Fresh tree or incremental build, and why: the rebuild rules in one place."""
+    """Fresh tree, the kept tree brought to a new series, or an incremental build, and why:
+    the rebuild rules in one place."""
     if previous is None:
-        return Decision(True, ("no earlier kernel-only build here",))
+        return Decision(FRESH, ("no earlier kernel-only build here",))
     reasons = []
     # A tree is recognised by its sizes and mtimes ("stat"); the sha256 over its files is
     # derived from it (with_content) and only recorded for the manifest.
     if _recognised_by(previous.get("source")) != _recognised_by(current["source"]):
         reasons.append("the kernel source changed")
+    if previous.get("fixups") != current["fixups"]:
+        reasons.append("fwgen's host fixups changed")
+    if previous.get("toolchain") != current["toolchain"]:
+        reasons.append("the toolchain changed")
     # The series is a list of [name, sha256] pairs: its order matters as much as its content.
     old_series, new_series = previous.get("series", []), current["series"]
     if old_series != new_series:
         old, new = dict(old_series), dict(new_series)
         changed = sorted(n for n in old.keys() | new.keys() if old.get(n) != new.get(n))
         reasons.append(f"the patch series changed ({', '.join(changed) or 'order'})")
-    if previous.get("fixups") != current["fixups"]:
-        reasons.append("fwgen's host fixups changed")
-    if previous.get("toolchain") != current["toolchain"]:
-        reasons.append("the toolchain changed")
+        if len(reasons) == 1:
+            # Same source, fixups and compiler: the objects stay valid for every file the
+            # change leaves alone (kerneltree.update keeps their mtimes).
+            return Decision(NEW_SERIES, (reasons[0] + ": only the files it changes are rewritten",))
     if reasons:
-        return Decision(True, tuple(reasons))
-    return Decision(False, ("same source, series and toolchain: incremental build",))
+        return Decision(FRESH, tuple(reasons))
+    return Decision(INCREMENTAL, ("same source, series and toolchain: incremental build",))
 
 
 def resolve_source(
@@ -171,57 +183,6 @@ def resolve_source(
         sources.extract(tarball, variant.sha256),
         {"tarball": variant.file, "sha256": variant.sha256},
     )
-
-
-def apply_host_fixups(tree: Path) -> list[str]:
-    """What Buildroot's linux.mk does to every kernel after patching (LINUX_DROP_YYLLOC and
-    LINUX_ADD_DTC_LOCATIONS), so a kernel-only build compiles what a Buildroot build compiles.
-    Files are rewritten (new inode), never edited in place: the tree may share inodes with
-    the pristine cache."""
-    changed = []
-    found = subprocess.run(
-        ["grep", "-Z", "-l", "-r", "-E", "^YYLTYPE yylloc;$", str(tree)],
-        capture_output=True,
-    ).stdout.split(b"\0")
-    for name in filter(None, found):
-        path = Path(os.fsdecode(name))
-        _rewrite(path, _drop_yylloc(path))
-        changed.append(str(path.relative_to(tree)))
-    parser = tree / "scripts" / "dtc" / "dtc-parser.y"
-    if parser.exists():
-        text = parser.read_text(errors="surrogateescape")
-        if not re.search(r"^%locations$", text, re.M):
-            _rewrite(parser, re.sub(r"^%\{$", "%locations\n%{", text, flags=re.M))
-            changed.append(str(parser.relative_to(tree)))
-    return changed
-
-
-def _drop_yylloc(path: Path) -> str:
-    lines = path.read_text(errors="surrogateescape").splitlines(keepends=True)
-    return "".join(line for line in lines if line.rstrip("\n") != "YYLTYPE yylloc;")
-
-
-def _rewrite(path: Path, text: str) -> None:
-    # A new file (a new inode) with the old one's mode: the tree hard-links the pristine cache.
-    with fsutil.replacing(path, mode=stat.S_IMODE(path.stat().st_mode)) as tmp:
-        tmp.write_text(text, errors="surrogateescape")
-
-
-def prepare_tree(pristine: Path, dest: Path, patch_dir: Path) -> None:
-    """dest = pristine + the series + host fixups. Hard links where possible (fast, and safe:
-    GNU patch and the fixups replace files instead of writing into them)."""
-    if dest.exists():
-        shutil.rmtree(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    linked = subprocess.run(["cp", "-al", str(pristine), str(dest)], capture_output=True)
-    if linked.returncode != 0:
-        shutil.rmtree(dest, ignore_errors=True)
-        subprocess.run(["cp", "-a", str(pristine), str(dest)], check=True)
-    results = patches.apply_series(dest, patch_dir)
-    for result in results:
-        log.info("  applied %s: %s", result.patch.name, result.summary())
-    for fixed in apply_host_fixups(dest):
-        log.info("  host fixup (as Buildroot's linux.mk): %s", fixed)
 
 
 class KbuildRunner:
@@ -405,17 +366,23 @@ def build_kernel_only(
     current = {
         "source": source.identity,
         "series": [[p.name, fsutil.sha256_file(p)] for p in series],
-        "fixups": HOST_FIXUPS_VERSION,
+        "fixups": kerneltree.HOST_FIXUPS_VERSION,
         "toolchain": {"prefix": toolchain.prefix, "version": toolchain.version},
     }
     decision = decide(previous, current)
-    log.info(
-        "%s: %s", "fresh tree" if decision.fresh else "incremental", "; ".join(decision.reasons)
-    )
-    if decision.fresh:
+    log.info("%s: %s", decision.action, "; ".join(decision.reasons))
+    if decision.action != INCREMENTAL:
+        # Not recorded until the tree is complete: an interrupted run starts afresh next time.
         state_file.unlink(missing_ok=True)
+    if decision.action == FRESH:
         shutil.rmtree(obj, ignore_errors=True)
-        prepare_tree(source.tree, src, variant.patches_dir())
+        kerneltree.prepare(source.tree, src, variant.patches_dir())
+    elif decision.action == NEW_SERIES:
+        rewritten = kerneltree.update(source.tree, src, variant.patches_dir())
+        log.info(
+            "  files that differ from the last build's tree: %s", " ".join(rewritten) or "none"
+        )
+    if decision.action != INCREMENTAL:
         fsutil.write_atomic(state_file, json.dumps(current, indent=2, sort_keys=True) + "\n")
     obj.mkdir(parents=True, exist_ok=True)
 

@@ -1,14 +1,12 @@
-"""Kernel-only build: the rebuild rules, the host fixups and tree preparation (no compiler)."""
+"""Kernel-only build: the rebuild rules and what the manifest says the source was (no
+compiler; the patched tree itself: test_kerneltree.py)."""
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
-from fwgen import fingerprint
-from fwgen.errors import FwgenError
-from fwgen.kernel import apply_host_fixups, decide, prepare_tree
+from fwgen import fingerprint, kernel
+from fwgen.kernel import decide
 
 STATE = {
     "source": {"tarball": "linux-4.0.tar.xz", "sha256": "a" * 64},
@@ -29,22 +27,13 @@ def test_first_build_is_fresh():
 
 
 def test_same_inputs_build_incrementally():
-    assert not decide(STATE, dict(STATE)).fresh
+    assert decide(STATE, dict(STATE)).action == kernel.INCREMENTAL
 
 
 @pytest.mark.parametrize(
     ("change", "reason"),
     [
         ({"source": {"tree": "/src", "stat": "b" * 64}}, "the kernel source changed"),
-        ({"series": [["0001-a.patch", "1" * 64]]}, "the patch series changed (0002-b.patch)"),
-        (
-            {"series": [["0001-a.patch", "9" * 64], ["0002-b.patch", "2" * 64]]},
-            "the patch series changed (0001-a.patch)",
-        ),
-        (
-            {"series": [["0002-b.patch", "2" * 64], ["0001-a.patch", "1" * 64]]},
-            "the patch series changed (order)",
-        ),
         ({"fixups": 2}, "fwgen's host fixups changed"),
         ({"toolchain": {"prefix": "x-", "version": "gcc 13"}}, "the toolchain changed"),
     ],
@@ -55,69 +44,30 @@ def test_changed_tree_inputs_make_a_fresh_tree(change, reason):
     assert decision.reasons == (reason,)
 
 
-def _tree(root):
-    (root / "scripts" / "dtc").mkdir(parents=True)
-    (root / "scripts" / "dtc" / "dtc-lexer.lex.c_shipped").write_text(
-        "int a;\nYYLTYPE yylloc;\nint b;\n"
+@pytest.mark.parametrize(
+    ("series", "what"),
+    [
+        ([["0001-a.patch", "1" * 64]], "0002-b.patch"),
+        ([["0001-a.patch", "9" * 64], ["0002-b.patch", "2" * 64]], "0001-a.patch"),
+        ([["0002-b.patch", "2" * 64], ["0001-a.patch", "1" * 64]], "order"),
+    ],
+)
+def test_a_changed_series_alone_updates_the_kept_tree(series, what):
+    decision = decide(STATE, _with(series=series))
+    assert decision.action == kernel.NEW_SERIES and not decision.fresh
+    assert decision.reasons == (
+        f"the patch series changed ({what}): only the files it changes are rewritten",
     )
-    (root / "scripts" / "dtc" / "dtc-parser.tab.c_shipped").write_text(
-        "YYLTYPE yylloc; /* kept */\n"
+
+
+def test_a_changed_series_with_anything_else_makes_a_fresh_tree():
+    changed = _with(series=[["0001-a.patch", "1" * 64]], toolchain={"prefix": "x-"})
+    decision = decide(STATE, changed)
+    assert decision.fresh
+    assert decision.reasons == (
+        "the toolchain changed",
+        "the patch series changed (0002-b.patch)",
     )
-    (root / "scripts" / "dtc" / "dtc-parser.y").write_text("%{\n#include <x>\n%}\n")
-    (root / "Makefile").write_text("VERSION = 4\n")
-    (root / "Kconfig").write_text("")
-    (root / "init").mkdir()
-    (root / "init" / "main.c").write_text("one\ntwo\nthree\nfour\nfive\nsix\nseven\n")
-    return root
-
-
-def test_host_fixups_do_what_buildroot_linux_mk_does(tmp_path):
-    tree = _tree(tmp_path / "t")
-    changed = apply_host_fixups(tree)
-    assert sorted(changed) == ["scripts/dtc/dtc-lexer.lex.c_shipped", "scripts/dtc/dtc-parser.y"]
-    dtc = tree / "scripts" / "dtc"
-    assert (dtc / "dtc-lexer.lex.c_shipped").read_text() == "int a;\nint b;\n"
-    assert (dtc / "dtc-parser.tab.c_shipped").read_text() == "YYLTYPE yylloc; /* kept */\n"
-    assert (dtc / "dtc-parser.y").read_text() == "%locations\n%{\n#include <x>\n%}\n"
-    assert apply_host_fixups(tree) == []  # idempotent
-
-
-PATCH = """\
---- a/init/main.c
-+++ b/init/main.c
-@@ -2,5 +2,5 @@
- two
- three
--four
-+FOUR
- five
- six
-"""
-
-
-def test_prepare_tree_patches_a_linked_copy_and_leaves_the_pristine_tree_alone(tmp_path):
-    pristine = _tree(tmp_path / "pristine")
-    before = fingerprint.tree_content(pristine)
-    series = tmp_path / "series"
-    series.mkdir()
-    (series / "0001-four.patch").write_text(PATCH)
-    dest = tmp_path / "work" / "src"
-    prepare_tree(pristine, dest, series)
-    assert "FOUR" in (dest / "init" / "main.c").read_text()
-    assert "YYLTYPE" not in (dest / "scripts/dtc/dtc-lexer.lex.c_shipped").read_text()
-    assert fingerprint.tree_content(pristine) == before
-    # Untouched files are shared with the pristine tree, touched ones are not.
-    assert os.path.samefile(dest / "Makefile", pristine / "Makefile")
-    assert not os.path.samefile(dest / "init/main.c", pristine / "init/main.c")
-
-
-def test_prepare_tree_stops_on_a_patch_that_does_not_apply(tmp_path):
-    pristine = _tree(tmp_path / "pristine")
-    series = tmp_path / "series"
-    series.mkdir()
-    (series / "0001-bad.patch").write_text(PATCH.replace(" three\n", " THREE\n"))
-    with pytest.raises(FwgenError, match="0001-bad.patch"):
-        prepare_tree(pristine, tmp_path / "work" / "src", series)
 
 
 # --- what the manifest says the source was ----------------------------------------------------
