@@ -24,7 +24,7 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,11 +53,12 @@ from fwgen.toolchain import find as find_toolchain
 FRESH = "fresh tree"
 NEW_SERIES = "new series"
 INCREMENTAL = "incremental"
+UP_TO_DATE = "up to date"
 
 
 @dataclass(frozen=True)
 class Decision:
-    action: str  # FRESH, NEW_SERIES or INCREMENTAL
+    action: str  # FRESH, NEW_SERIES, INCREMENTAL or UP_TO_DATE
     reasons: tuple[str, ...]
 
     @property
@@ -137,9 +138,14 @@ def _recognised_by(source: Any) -> Any:
     return source
 
 
-def decide(previous: Mapping[str, Any] | None, current: Mapping[str, Any]) -> Decision:
-    """Fresh tree, the kept tree brought to a new series, or an incremental build, and why:
-    the rebuild rules in one place."""
+def decide(
+    previous: Mapping[str, Any] | None,
+    current: Mapping[str, Any],
+    images_intact: Callable[[], bool] = lambda: False,
+) -> Decision:
+    """Fresh tree, the kept tree brought to a new series, an incremental build, or nothing to
+    do, and why: the rebuild rules in one place. `images_intact` is asked only when every
+    input is the same as at the last complete build."""
     if previous is None:
         return Decision(FRESH, ("no earlier kernel-only build here",))
     reasons = []
@@ -163,7 +169,54 @@ def decide(previous: Mapping[str, Any] | None, current: Mapping[str, Any]) -> De
             return Decision(NEW_SERIES, (reasons[0] + ": only the files it changes are rewritten",))
     if reasons:
         return Decision(FRESH, tuple(reasons))
-    return Decision(INCREMENTAL, ("same source, series and toolchain: incremental build",))
+    same = "same source, series and toolchain"
+    done, now = previous.get("outputs") or {}, current.get("outputs") or {}
+    changed = sorted(k for k in done.keys() | now.keys() if done.get(k) != now.get(k))
+    if not done:
+        return Decision(INCREMENTAL, (f"{same}: incremental build",))
+    if changed:
+        return Decision(INCREMENTAL, (f"{same}: incremental build ({', '.join(changed)} changed)",))
+    if not images_intact():
+        return Decision(INCREMENTAL, (f"{same}: incremental build (images/ does not verify)",))
+    return Decision(
+        UP_TO_DATE,
+        (
+            "no input changed since the last build (source, series, toolchain, "
+            + ", ".join(sorted(now))
+            + ") and images/ verifies against its manifest",
+        ),
+    )
+
+
+def outputs_inputs(
+    board: Board, variant: KernelVariant, module_packages: Sequence[str], rootfs: Path
+) -> dict[str, Any]:
+    """Every input of the images besides the patched tree and the compiler, each cheap to
+    fingerprint (small files and folders), so that a build with nothing changed can say so
+    without Kconfig or make. fwgen's own code is one of them: a new fwgen may build
+    differently."""
+    return {
+        "kernel configuration": {
+            "arch": board.arch,
+            "defconfig": variant.defconfig,
+            "fragment": fsutil.sha256_file(variant.fragment_path()),
+            "requirements": list(variant.requirements),
+            "device tree": variant.device_tree,
+        },
+        "module packages": {
+            p: fingerprint.tree_content(modules.source_dir(p)) for p in module_packages
+        },
+        "root filesystem": _rootfs_identity(rootfs),
+        "overlays": _overlays(board),
+        "fwgen": fingerprint.tree_content(Path(__file__).parent, skip=("__pycache__",)),
+    }
+
+
+def _overlays(board: Board) -> dict[str, str]:
+    return {
+        o: fingerprint.tree_content(d)
+        for o, d in zip(board.overlays, board.overlay_dirs(), strict=True)
+    }
 
 
 def resolve_source(
@@ -352,7 +405,7 @@ def build_kernel_only(
     src, obj, state_file = work / "src", work / "obj", work / "state.json"
     work.mkdir(parents=True, exist_ok=True)
     log_file = work / "build.log"
-    log_file.write_text("")
+    out = work / "images"
     log.info("kernel-only build of %s, kernel variant %s; log: %s", board.name, name, log_file)
 
     toolchain = find_toolchain(cross_compile, [output / f"{board.name}-{name}"])
@@ -368,12 +421,23 @@ def build_kernel_only(
         "series": [[p.name, fsutil.sha256_file(p)] for p in series],
         "fixups": kerneltree.HOST_FIXUPS_VERSION,
         "toolchain": {"prefix": toolchain.prefix, "version": toolchain.version},
+        "outputs": outputs_inputs(board, variant, module_packages, rootfs),
     }
-    decision = decide(previous, current)
+    decision = decide(previous, current, lambda: out.is_dir() and not images.verify(out))
     log.info("%s: %s", decision.action, "; ".join(decision.reasons))
+    if decision.action == UP_TO_DATE:
+        with log_file.open("a") as logf:
+            logf.write(f"fwgen: up to date: {decision.reasons[0]}\n")
+        log.info("images: %s (nothing to do)", out)
+        return out
+    log_file.write_text("")
+    tree_state = {k: v for k, v in current.items() if k != "outputs"}
     if decision.action != INCREMENTAL:
         # Not recorded until the tree is complete: an interrupted run starts afresh next time.
         state_file.unlink(missing_ok=True)
+    elif previous and "outputs" in previous:
+        # The images are about to be redone: until they are, nothing is up to date.
+        fsutil.write_atomic(state_file, json.dumps(tree_state, indent=2, sort_keys=True) + "\n")
     if decision.action == FRESH:
         shutil.rmtree(obj, ignore_errors=True)
         kerneltree.prepare(source.tree, src, variant.patches_dir())
@@ -383,7 +447,7 @@ def build_kernel_only(
             "  files that differ from the last build's tree: %s", " ".join(rewritten) or "none"
         )
     if decision.action != INCREMENTAL:
-        fsutil.write_atomic(state_file, json.dumps(current, indent=2, sort_keys=True) + "\n")
+        fsutil.write_atomic(state_file, json.dumps(tree_state, indent=2, sort_keys=True) + "\n")
     obj.mkdir(parents=True, exist_ok=True)
 
     config = kconfig.configure_variant(variant, src, cross_compile=toolchain.prefix)
@@ -418,7 +482,6 @@ def build_kernel_only(
     staging = stage_modules(
         runner, [work / "modules" / p for p in module_packages], work / "staging"
     )
-    out = work / "images"
     if out.exists():
         shutil.rmtree(out)
     out.mkdir()
@@ -450,12 +513,10 @@ def build_kernel_only(
                 }
                 for name, ko in built.items()
             ],
-            "rootfs": _rootfs_identity(rootfs),
-            "overlays": {
-                o: fingerprint.tree_content(d)
-                for o, d in zip(board.overlays, board.overlay_dirs(), strict=True)
-            },
+            "rootfs": current["outputs"]["root filesystem"],
+            "overlays": current["outputs"]["overlays"],
         },
     )
+    fsutil.write_atomic(state_file, json.dumps(current, indent=2, sort_keys=True) + "\n")
     log.info("images: %s (kernel %s)", out, release)
     return out

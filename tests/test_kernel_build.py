@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from fwgen import fingerprint, kernel
+from fwgen import fingerprint, kernel, modules
 from fwgen.kernel import decide
 
 STATE = {
@@ -68,6 +68,81 @@ def test_a_changed_series_with_anything_else_makes_a_fresh_tree():
         "the toolchain changed",
         "the patch series changed (0002-b.patch)",
     )
+
+
+OUTPUTS = {
+    "kernel configuration": {"defconfig": "vexpress_defconfig"},
+    "module packages": {"usermodehelper-demo": "3" * 64},
+    "root filesystem": {"file": "rootfs.cpio.gz", "sha256": "4" * 64},
+    "overlays": {"../../overlays/common": "5" * 64},
+    "fwgen": "6" * 64,
+}
+BUILT = {**STATE, "outputs": OUTPUTS}
+
+
+def _never():
+    pytest.fail("images/ checked although an input changed")
+
+
+def test_nothing_changed_and_intact_images_is_up_to_date():
+    decision = decide(BUILT, dict(BUILT), lambda: True)
+    assert decision.action == kernel.UP_TO_DATE
+    assert decision.reasons == (
+        "no input changed since the last build (source, series, toolchain, fwgen, kernel "
+        "configuration, module packages, overlays, root filesystem) and images/ verifies "
+        "against its manifest",
+    )
+
+
+def test_images_that_do_not_verify_are_built_again():
+    decision = decide(BUILT, dict(BUILT), lambda: False)
+    assert decision.action == kernel.INCREMENTAL
+    assert decision.reasons == (
+        "same source, series and toolchain: incremental build (images/ does not verify)",
+    )
+
+
+@pytest.mark.parametrize("key", sorted(OUTPUTS))
+def test_any_other_input_changed_is_an_incremental_build_naming_it(key):
+    decision = decide(BUILT, {**BUILT, "outputs": {**OUTPUTS, key: "changed"}}, _never)
+    assert decision.action == kernel.INCREMENTAL
+    assert decision.reasons == (
+        f"same source, series and toolchain: incremental build ({key} changed)",
+    )
+
+
+def test_an_unfinished_build_is_never_up_to_date():
+    # The state of a build that has not finished its images holds no "outputs".
+    assert decide(STATE, dict(BUILT), _never).action == kernel.INCREMENTAL
+
+
+def test_the_other_inputs_follow_overlays_modules_and_the_recipe(tmp_path, monkeypatch):
+    import dataclasses
+
+    from fwgen.board import load_board
+
+    board = load_board("vexpress")
+    overlay = tmp_path / "overlay"
+    (overlay / "etc").mkdir(parents=True)
+    (overlay / "etc" / "motd").write_text("hello\n")
+    board = dataclasses.replace(board, overlays=(str(overlay),))
+    rootfs = tmp_path / "rootfs.cpio.gz"
+    rootfs.write_bytes(b"070701")
+    variant = board.kernel("6.1")
+    first = kernel.outputs_inputs(board, variant, ("usermodehelper-demo",), rootfs)
+    assert first == kernel.outputs_inputs(board, variant, ("usermodehelper-demo",), rootfs)
+    (overlay / "etc" / "motd").write_text("changed\n")
+    second = kernel.outputs_inputs(board, variant, ("usermodehelper-demo",), rootfs)
+    assert [k for k in first if first[k] != second[k]] == ["overlays"]
+    rootfs.write_bytes(b"070701 changed")
+    third = kernel.outputs_inputs(board, variant, ("usermodehelper-demo",), rootfs)
+    assert [k for k in first if second[k] != third[k]] == ["root filesystem"]
+    other = dataclasses.replace(variant, requirements=(*variant.requirements, "MODULES"))
+    fourth = kernel.outputs_inputs(board, other, ("usermodehelper-demo",), rootfs)
+    assert [k for k in first if third[k] != fourth[k]] == ["kernel configuration"]
+    assert len(modules.PACKAGES) > 1
+    fifth = kernel.outputs_inputs(board, other, modules.PACKAGES, rootfs)
+    assert [k for k in first if fourth[k] != fifth[k]] == ["module packages"]
 
 
 # --- what the manifest says the source was ----------------------------------------------------
