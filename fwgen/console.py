@@ -175,7 +175,14 @@ class Console:
         password: str = "",
     ) -> None:
         """Wait for the login prompt, log in, and make the shell ready for `run`."""
+        self.wait_for_login_prompt(deadline, prompt)
+        self.log_in(deadline, user=user, password=password)
+
+    def wait_for_login_prompt(self, deadline: Deadline, prompt: str = "login:") -> None:
         self.expect([prompt], deadline, "the login prompt")
+
+    def log_in(self, deadline: Deadline, *, user: str = "root", password: str = "") -> None:
+        """At the login prompt: log in and make the shell ready for `run`."""
         self.send_line(user)
         # Answer a password prompt if there is one; otherwise the shell is up. The shell's
         # prompt is not known yet, so the end of the stream resting on "# " or "$ " counts.

@@ -40,6 +40,11 @@ RESULT = "result.json"  # in the smoke dir: the verdict for exactly these images
 SILENT = "not run: the console stayed silent"
 
 
+# A step that passes but takes more than this share of its deadline is marked slow: the next
+# slower host, or a slightly slower kernel, fails it.
+SLOW_SHARE = 0.5
+
+
 @dataclass
 class CheckResult:
     name: str
@@ -47,6 +52,11 @@ class CheckResult:
     duration: float = 0.0
     message: str = ""  # why it failed or was skipped, one line
     excerpt: str = ""  # output or console lines that show it
+    deadline: float = 0.0  # the step's deadline in seconds (scaled), 0 if none
+
+    @property
+    def slow(self) -> bool:
+        return self.status == PASSED and 0 < self.deadline * SLOW_SHARE < self.duration
 
 
 @dataclass
@@ -58,6 +68,8 @@ class SmokeReport:
     console_log: Path
     results: list[CheckResult] = field(default_factory=list)
     duration: float = 0.0
+    # Where the time went, in order: (phase, seconds), from starting QEMU to its exit.
+    phases: list[tuple[str, float]] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
@@ -182,16 +194,11 @@ def run(
             argv, console_log=log, stderr_path=log_dir / "qemu-stderr.log", env=env
         )
         with process as child:
-            report.results = run_session(
-                Console(child),
-                board.smoke,
-                values,
-                log=log,
-                multiplier=multiplier,
-                keep_going=keep_going,
-                process=process,
-                on_result=on_result,
-            )
+            session = _Session(Console(child), board.smoke, values, multiplier, keep_going, log)
+            session.process = process
+            session.on_result = on_result
+            report.results = session.run_all()
+            report.phases = session.phases()
         stderr = process.stderr_text()
         if stderr:
             log.write(f"\n### fwgen: QEMU's stderr:\n{stderr}\n")
@@ -208,6 +215,7 @@ def write_result(report: SmokeReport, manifest: dict[str, Any], log_dir: Path) -
         "variant": report.variant,
         "root": report.root,
         "checks": {r.name: r.status for r in report.results},
+        "seconds": {p: round(s, 2) for p, s in report.phases},
         "images": dict(manifest.get("images") or {}),
         "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
@@ -270,6 +278,15 @@ def run_session(
     return session.run_all()
 
 
+FIRST_OUTPUT, BOOT, LOGIN, CHECKS, POWEROFF = (
+    "first console output",
+    "boot to login prompt",
+    "login",
+    "checks",
+    "power-off",
+)
+
+
 class _Session:
     """One boot: the login step, the checks in order, the poweroff step."""
 
@@ -291,6 +308,8 @@ class _Session:
         self.results: list[CheckResult] = []
         self.on_result: Callable[[CheckResult], None] | None = None
         self.process: qemu.QemuProcess | None = None
+        self.started = time.monotonic()
+        self.login_marks: list[tuple[str, float]] = []  # (phase, when it ended)
 
     def deadline(self, seconds: float) -> Deadline:
         return Deadline(seconds * self.multiplier)
@@ -307,6 +326,20 @@ class _Session:
             result, stop_reason = self.step(name, step)
             self.record(result)
         return self.results
+
+    def phases(self) -> list[tuple[str, float]]:
+        """Where the time went: the login step's parts as they ended, then the checks and the
+        power-off (phases that did not run are left out)."""
+        found, since = [], self.started
+        for phase, ended in self.login_marks:
+            found.append((phase, ended - since))
+            since = ended
+        ran = [r for r in self.results if r.status != SKIPPED]
+        checks = [r for r in ran if r.name not in (LOGIN_STEP, POWEROFF_STEP)]
+        if checks:
+            found.append((CHECKS, sum(r.duration for r in checks)))
+        found += [(POWEROFF, r.duration) for r in ran if r.name == POWEROFF_STEP]
+        return found
 
     def step(self, name: str, action: Callable[[], None]) -> tuple[CheckResult, str]:
         """Run one step; its result and, if nothing more can run, why."""
@@ -337,9 +370,19 @@ class _Session:
             result = CheckResult(name, FAILED, message=e.message, excerpt=e.excerpt)
             stop = f"not run: '{name}' failed"
         result.duration = time.monotonic() - started
+        result.deadline = self.step_deadline(name)
         if name == LOGIN_STEP and result.status == FAILED and stop != SILENT:
             stop = "not run: the system did not boot to a shell"
         return result, stop
+
+    def step_deadline(self, name: str) -> float:
+        if name == LOGIN_STEP:
+            seconds = self.smoke.login.timeout
+        elif name == POWEROFF_STEP:
+            seconds = self.smoke.poweroff.timeout
+        else:
+            seconds = self.smoke.checks[name].timeout
+        return seconds * self.multiplier
 
     def record(self, result: CheckResult) -> None:
         self.log.write(f"\n### fwgen: {result.status.upper()} '{result.name}'")
@@ -381,12 +424,11 @@ class _Session:
         deadline = self.deadline(login.timeout)
         first = self.deadline(min(login.first_output, login.timeout))
         self.console.first_output(first)
-        self.console.login(
-            deadline,
-            prompt=login.prompt,
-            user=login.user,
-            password=login.password,
-        )
+        self.login_marks.append((FIRST_OUTPUT, time.monotonic()))
+        self.console.wait_for_login_prompt(deadline, login.prompt)
+        self.login_marks.append((BOOT, time.monotonic()))
+        self.console.log_in(deadline, user=login.user, password=login.password)
+        self.login_marks.append((LOGIN, time.monotonic()))
 
     def check(self, check: SmokeCheck) -> None:
         deadline = self.deadline(check.timeout)
@@ -460,6 +502,8 @@ def format_result(result: CheckResult, width: int = 40) -> str:
     mark = {PASSED: "PASS", FAILED: "FAIL", SKIPPED: "SKIP"}[result.status]
     time_text = f"{result.duration:6.1f} s" if result.status != SKIPPED else ""
     line = f"  {mark}  {result.name:<{width}} {time_text}".rstrip()
+    if result.slow:
+        line += f"  (slow: {result.duration / result.deadline:.0%} of its {result.deadline:.0f} s)"
     if result.status == FAILED:
         line += f"\n        {result.message}"
         for text in _excerpt_lines(result.excerpt):
@@ -479,9 +523,18 @@ def format_summary(report: SmokeReport) -> str:
     if report.count(SKIPPED):
         counts += f", {report.count(SKIPPED)} skipped"
     verdict = "PASSED" if report.passed else "FAILED"
-    return (
-        f"smoke {verdict}: {counts} in {report.duration:.1f} s\nconsole log: {report.console_log}"
-    )
+    lines = [f"smoke {verdict}: {counts} in {report.duration:.1f} s"]
+    if report.phases:
+        lines.append("time: " + ", ".join(f"{p} {s:.1f} s" for p, s in report.phases))
+    slow = [r for r in report.results if r.slow]
+    if slow:
+        lines.append(
+            f"slow (more than {SLOW_SHARE:.0%} of the deadline): "
+            + "; ".join(f"{r.name} {r.duration:.1f} s of {r.deadline:.0f} s" for r in slow)
+            + " (a slower host may fail them: --timeout-multiplier)"
+        )
+    lines.append(f"console log: {report.console_log}")
+    return "\n".join(lines)
 
 
 def write_junit(report: SmokeReport, path: Path) -> None:

@@ -17,6 +17,7 @@ FAKE_CONSOLE_MODE changes the story:
   panic     prints a kernel panic after the boot messages and hangs (as a panicked kernel)
   badarg    prints an error on stderr and exits 1 at once (QEMU refusing its arguments)
 It also works as a fake `qemu-system-arm` (arguments are then ignored, except for badarg).
+FAKE_CONSOLE_BOOT_DELAY (seconds) waits that long between the boot messages and the prompt.
 """
 
 from __future__ import annotations
@@ -86,6 +87,7 @@ def main() -> int:
     if mode == "nologin":
         time.sleep(3600)
         return 0
+    time.sleep(float(os.environ.get("FAKE_CONSOLE_BOOT_DELAY", "0")))
     say("\nfwgen login: ")
     user = sys.stdin.readline().strip()
     if mode == "password":

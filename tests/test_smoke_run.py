@@ -96,6 +96,46 @@ def test_every_check_passes_and_the_log_is_next_to_the_images(fake_qemu, tmp_pat
     assert str(report.console_log) in summary
 
 
+def test_the_summary_says_where_the_time_went(fake_qemu, tmp_path):
+    flag = tmp_path / "flag"
+    board = with_checks(*PASSING, vars={"word": "hello", "flag": str(flag)})
+    report = _run(board, tmp_path)
+    phases = dict(report.phases)
+    assert list(phases) == [
+        "first console output",
+        "boot to login prompt",
+        "login",
+        "checks",
+        "power-off",
+    ]
+    assert phases["checks"] >= 1.0  # the polled check waits for a 1 s background job
+    assert sum(phases.values()) <= report.duration
+    summary = smoke.format_summary(report)
+    assert "\ntime: first console output " in summary
+    assert " s, checks " in summary and "slow" not in summary
+
+
+def test_a_slow_boot_and_a_slow_check_are_shown(fake_qemu, tmp_path, monkeypatch):
+    # Slow means more than half of the deadline: 4 s of 8, 3.5 s of 6 (leaving a loaded test
+    # host seconds to spare before either deadline).
+    monkeypatch.setenv("FAKE_CONSOLE_BOOT_DELAY", "4")
+    board = with_checks(
+        check("quick", run="true", timeout=30),
+        check("slow", run="sleep 3.5", timeout=6),
+        login=SmokeLogin(timeout=8),
+    )
+    report = _run(board, tmp_path)
+    assert report.passed, smoke.format_summary(report)
+    assert dict(report.phases)["boot to login prompt"] >= 4
+    assert [r.name for r in report.results if r.slow] == ["boot to login", "slow"]
+    lines = {r.name: smoke.format_result(r) for r in report.results}
+    assert "(slow: " in lines["slow"] and " of its 6 s)" in lines["slow"]
+    assert "slow" not in lines["quick"]
+    summary = smoke.format_summary(report)
+    assert "slow (more than 50% of the deadline): boot to login " in summary
+    assert "; slow 3." in summary and "--timeout-multiplier" in summary
+
+
 def test_a_failure_stops_the_run_unless_keep_going(fake_qemu, tmp_path):
     board = with_checks(
         check("wrong output", run="echo nope", expect="^yes$"),
