@@ -142,12 +142,17 @@ def decide(
     previous: Mapping[str, Any] | None,
     current: Mapping[str, Any],
     images_intact: Callable[[], bool] = lambda: False,
+    *,
+    kept: bool = True,
 ) -> Decision:
     """Fresh tree, the kept tree brought to a new series, an incremental build, or nothing to
-    do, and why: the rebuild rules in one place. `images_intact` is asked only when every
-    input is the same as at the last complete build."""
+    do, and why: the rebuild rules in one place. `kept`: the tree and object directories of
+    the last build are there. `images_intact` is asked only when every input is the same as
+    at the last complete build."""
     if previous is None:
         return Decision(FRESH, ("no earlier kernel-only build here",))
+    if not kept:
+        return Decision(FRESH, ("the last build's tree or objects are gone",))
     reasons = []
     # A tree is recognised by its sizes and mtimes ("stat"); the sha256 over its files is
     # derived from it (with_content) and only recorded for the manifest.
@@ -423,7 +428,12 @@ def build_kernel_only(
         "toolchain": {"prefix": toolchain.prefix, "version": toolchain.version},
         "outputs": outputs_inputs(board, variant, module_packages, rootfs),
     }
-    decision = decide(previous, current, lambda: out.is_dir() and not images.verify(out))
+    decision = decide(
+        previous,
+        current,
+        lambda: out.is_dir() and not images.verify(out),
+        kept=src.is_dir() and obj.is_dir(),
+    )
     log.info("%s: %s", decision.action, "; ".join(decision.reasons))
     if decision.action == UP_TO_DATE:
         with log_file.open("a") as logf:

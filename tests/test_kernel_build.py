@@ -60,6 +60,13 @@ def test_a_changed_series_alone_updates_the_kept_tree(series, what):
     )
 
 
+def test_a_missing_tree_or_object_directory_makes_a_fresh_tree():
+    for state in (STATE, _with(series=[["0001-a.patch", "1" * 64]])):
+        decision = decide(STATE, state, kept=False)
+        assert decision.fresh
+        assert decision.reasons == ("the last build's tree or objects are gone",)
+
+
 def test_a_changed_series_with_anything_else_makes_a_fresh_tree():
     changed = _with(series=[["0001-a.patch", "1" * 64]], toolchain={"prefix": "x-"})
     decision = decide(STATE, changed)
