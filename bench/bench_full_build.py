@@ -15,6 +15,11 @@ Side by side, in one run, on the same host:
 
 RECIPE must be a copy of a board recipe whose patch series may be edited (the full-build
 tier's DIR/data/board/vexpress/board.toml is one); fwgen's checkout is never modified.
+
+`--reuse OUTPUT` skips part 1 and measures parts 2 and 3 on a complete fwgen build that
+exists (`-o OUTPUT`, e.g. the full-build tier's DIR/build): Buildroot's own
+`make linux-dirclean all` then runs in that same output directory, after a second edit whose
+patch directory fwgen writes exactly as a build would. Both kernels are checked for their edit.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from fwgen import brmake, fsutil, patches, paths  # noqa: E402
+from fwgen import defconfig as defconfig_module  # noqa: E402
 from fwgen.board import load_board  # noqa: E402
 
 EDIT_FROM = "mykthread: cannot run"
@@ -57,7 +63,7 @@ def edit_patch(recipe_kernel_series: Path, round_no: int) -> None:
     for patch in patches.series(recipe_kernel_series):
         text = patch.read_text()
         new = re.sub(
-            r"mykthread(?: \(bench edit \d+\))?: cannot run",
+            r"mykthread(?: \([^)]*\))?: cannot run",
             f"mykthread (bench edit {round_no}): cannot run",
             text,
         )
@@ -76,6 +82,7 @@ def main() -> int:
     parser.add_argument("--buildroot-src", type=Path)
     parser.add_argument("--mirror", default="")
     parser.add_argument("--ccache", choices=("warm", "cold"), default="warm")
+    parser.add_argument("--reuse", type=Path, metavar="OUTPUT", help="skip the full builds")
     args = parser.parse_args()
 
     board = load_board(str(args.recipe))
@@ -83,8 +90,8 @@ def main() -> int:
     work = args.work.resolve()
     logs = work / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    out = work / "fwgen" / f"{board.name}-{args.kernel}"
-    plain = work / "plain"
+    output = args.reuse.resolve() if args.reuse else work / "fwgen"
+    out = output / f"{board.name}-{args.kernel}"
     fwgen = [
         sys.executable,
         "-m",
@@ -95,20 +102,32 @@ def main() -> int:
         "--kernel",
         args.kernel,
         "-o",
-        str(work / "fwgen"),
+        str(output),
     ]
     if args.buildroot_src:
         fwgen += ["--buildroot-src", str(args.buildroot_src.resolve())]
     if args.mirror:
         fwgen += ["--mirror", args.mirror]
+    env = brmake.make_env()
+    defconfig = out / "fwgen" / "defconfig"
 
     # 1. full builds, side by side
-    shutil.rmtree(out, ignore_errors=True)
-    shutil.rmtree(plain, ignore_errors=True)
-    defconfig = out / "fwgen" / "defconfig"
-    if args.ccache == "cold":
-        shutil.rmtree(paths.cache_dir() / "ccache", ignore_errors=True)
-    t_fwgen = run(fwgen, logs / "full-fwgen.log")
+    t_fwgen = t_plain = 0.0
+    if args.reuse:
+        if not (out / "images" / "manifest.json").is_file():
+            raise SystemExit(f"--reuse {args.reuse}: no complete build in {out}")
+        plain_out = out
+    else:
+        shutil.rmtree(out, ignore_errors=True)
+        if args.ccache == "cold":
+            shutil.rmtree(paths.cache_dir() / "ccache", ignore_errors=True)
+        t_fwgen = run(fwgen, logs / "full-fwgen.log")
+        plain_out = work / "plain" / "out"
+        shutil.rmtree(plain_out.parent, ignore_errors=True)
+        plain_out.parent.mkdir(parents=True)
+        shutil.copy2(defconfig, plain_out.parent / "defconfig")
+        if args.ccache == "cold":
+            shutil.rmtree(ccache_dir(defconfig), ignore_errors=True)
     tree = Path(
         re.search(
             r"^\$ make --no-print-directory -C (\S+)",
@@ -116,24 +135,20 @@ def main() -> int:
             re.M,
         ).group(1)
     )
-    make = brmake.Make(tree, plain / "out")
-    env = brmake.make_env()
-    plain.mkdir(parents=True)
-    shutil.copy2(defconfig, plain / "defconfig")
-    if args.ccache == "cold":
-        shutil.rmtree(ccache_dir(defconfig), ignore_errors=True)
-    t_plain = run(
-        make.command(
-            "defconfig",
-            args=[
-                f"BR2_EXTERNAL={paths.br2_external_dir()}",
-                f"BR2_DEFCONFIG={plain / 'defconfig'}",
-            ],
-        ),
-        logs / "full-plain-defconfig.log",
-        env,
-    )
-    t_plain += run(make.command(), logs / "full-plain.log", env)
+    make = brmake.Make(tree, plain_out)
+    if not args.reuse:
+        t_plain = run(
+            make.command(
+                "defconfig",
+                args=[
+                    f"BR2_EXTERNAL={paths.br2_external_dir()}",
+                    f"BR2_DEFCONFIG={plain_out.parent / 'defconfig'}",
+                ],
+            ),
+            logs / "full-plain-defconfig.log",
+            env,
+        )
+        t_plain += run(make.command(), logs / "full-plain.log", env)
 
     # 2. no-op
     t_noop = run(fwgen, logs / "noop-fwgen.log")
@@ -143,27 +158,48 @@ def main() -> int:
     (work / f"round-{rounds}").touch()
     edit_patch(variant.patches_dir(), rounds)
     t_patch = run(fwgen, logs / "patch-fwgen.log")
+    fwgen_has_edit = has_edit(out / "build", rounds)
+    if args.reuse:
+        # A second edit, for Buildroot's own way on the same output directory.
+        rounds += 1
+        (work / f"round-{rounds}").touch()
+        edit_patch(variant.patches_dir(), rounds)
+        defconfig_module.write_global_patch_dir(
+            out / "fwgen" / "global-patch-dir", board, args.kernel
+        )
     # fwgen rewrote the global patch dir both builds use; Buildroot's own way to take it:
     t_patch_plain = run(make.command("linux-dirclean", "all"), logs / "patch-plain.log", env)
-    same = fsutil.sha256_file(out / "images" / "zImage") == fsutil.sha256_file(
-        plain / "out" / "images" / "zImage"
-    )
+    plain_has_edit = has_edit(plain_out / "build", rounds)
 
     print(
         f"full-build benchmark: {board.name} kernel {args.kernel}, {os.cpu_count()} CPUs, "
         f"ccache {args.ccache}, load average now {os.getloadavg()[0]:.2f}"
     )
-    print(
-        f"  full build:  fwgen {t_fwgen:7.0f} s   plain make {t_plain:7.0f} s   "
-        f"fwgen/plain {t_fwgen / t_plain:.3f} (goal <= 1.03)"
-    )
+    if args.reuse:
+        print(f"  full build:  not run (--reuse {args.reuse})")
+    else:
+        print(
+            f"  full build:  fwgen {t_fwgen:7.0f} s   plain make {t_plain:7.0f} s   "
+            f"fwgen/plain {t_fwgen / t_plain:.3f} (goal <= 1.03)"
+        )
     print(f"  no-op:       fwgen {t_noop:7.1f} s (goal <= 10 s)")
     print(
         f"  patch edit:  fwgen {t_patch:7.0f} s   make linux-dirclean all {t_patch_plain:7.0f} s"
-        f"   ratio {t_patch / t_patch_plain:.2f} (goal <= 1.0); same zImage: "
-        f"{'yes' if same else 'NO'}"
+        f"   ratio {t_patch / t_patch_plain:.2f} (goal <= 1.0); the edit in each kernel: "
+        f"{'yes' if fwgen_has_edit else 'NO'} / {'yes' if plain_has_edit else 'NO'}"
     )
+    if not args.reuse:
+        same = fsutil.sha256_file(out / "images" / "zImage") == fsutil.sha256_file(
+            plain_out / "images" / "zImage"
+        )
+        print(f"  same zImage after the same edit: {'yes' if same else 'NO'}")
     return 0
+
+
+def has_edit(build_dir: Path, round_no: int) -> bool:
+    """Whether the kernel Buildroot built (build/linux-*/vmlinux) holds edit `round_no`."""
+    needle = f"mykthread (bench edit {round_no}): cannot run".encode()
+    return any(needle in vmlinux.read_bytes() for vmlinux in build_dir.glob("linux-*/vmlinux"))
 
 
 if __name__ == "__main__":
