@@ -78,14 +78,13 @@ def test_host_b_builds_from_host_as_results_and_a_lost_remote_fails_nothing(
         report = smoke.run(board, qemu.find_images(board, images_b), log_dir=tmp_path / "smoke")
         assert report.passed, "\n".join(smoke.format_result(r) for r in report.results)
 
-        # Host C: the remote goes away near the end of its build (the calls after that compile
-        # here: the fewer they are, the less CI spends compiling them).
+        # Host C: the remote goes away when most of the calls are done (the rest compile here).
         log = root / "host-c" / "vexpress-6.1-kernel" / "ccache-stats.log"
         stop = threading.Event()
 
         def kill_redis_midway() -> None:
             while not stop.is_set():
-                if log.exists() and log.read_text().count("# ") > b.calls * 0.95:
+                if log.exists() and log.read_text().count("# ") > b.calls * 0.8:
                     subprocess.run(
                         ["redis-cli", "-p", str(port), "shutdown", "nosave"],
                         capture_output=True,
