@@ -35,7 +35,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from fwgen import brmake, fsutil, patches, paths  # noqa: E402
+from fwgen import brmake, ccache, fsutil, patches, paths  # noqa: E402
 from fwgen import defconfig as defconfig_module  # noqa: E402
 from fwgen.board import load_board  # noqa: E402
 
@@ -136,6 +136,9 @@ def main() -> int:
         ).group(1)
     )
     make = brmake.Make(tree, plain_out)
+    # The compile cache as fwgen's builds use it (base_dir: the output directory), so both sides
+    # get the same hits: without it, every object fwgen cached is a miss for the plain make.
+    env.update(ccache.environment(None, base_dir=plain_out, stats_log=logs / "plain-ccache.log"))
     if not args.reuse:
         t_plain = run(
             make.command(
