@@ -1,4 +1,5 @@
-"""Small file helpers shared by the modules: atomic replacement of a file, and file hashes.
+"""Small file helpers shared by the modules: atomic replacement of a file, file hashes, and a
+walk of a tree.
 
 An atomic write goes to a new temporary file in the target's directory (so the rename stays on
 one file system), which then replaces the target with os.replace: readers see the old file or
@@ -91,3 +92,18 @@ def _new_temp(path: Path) -> Path:
         os.close(fd)
         return tmp
     raise FileExistsError(f"no free temporary file name next to {path}")
+
+
+def scan(top: Path) -> Iterator[tuple[str, os.DirEntry[str]]]:
+    """(path relative to `top`, its directory entry) for everything under `top`, depth first,
+    without following symlinks. The entries come from the directory listings: kind and inode
+    cost no extra system call (a kernel tree has 80,000 of them)."""
+    pending = [""]
+    while pending:
+        rel_dir = pending.pop()
+        with os.scandir(top / rel_dir if rel_dir else top) as listing:
+            for entry in listing:
+                rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
+                yield rel, entry
+                if entry.is_dir(follow_symlinks=False):
+                    pending.append(rel)

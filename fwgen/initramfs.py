@@ -191,16 +191,8 @@ def _normalise(parts: list[str]) -> list[str]:
 
 def _walk(top: Path) -> Iterator[tuple[str, os.stat_result]]:
     """(relative path, lstat) of everything under `top`, not following symlinks."""
-    stack = [""]
-    while stack:
-        rel = stack.pop()
-        with os.scandir(top / rel if rel else top) as it:
-            for entry in it:
-                path = f"{rel}/{entry.name}" if rel else entry.name
-                st = entry.stat(follow_symlinks=False)
-                yield path, st
-                if stat.S_ISDIR(st.st_mode):
-                    stack.append(path)
+    for rel, entry in fsutil.scan(top):
+        yield rel, entry.stat(follow_symlinks=False)
 
 
 def _write_newc(out: BinaryIO, tree: _Tree, mtime: int) -> None:

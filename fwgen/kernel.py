@@ -212,15 +212,11 @@ def outputs_inputs(
             p: fingerprint.tree_content(modules.source_dir(p)) for p in module_packages
         },
         "root filesystem": _rootfs_identity(rootfs),
-        "overlays": _overlays(board),
+        "overlays": {
+            o: fingerprint.tree_content(d)
+            for o, d in zip(board.overlays, board.overlay_dirs(), strict=True)
+        },
         "fwgen": fingerprint.tree_content(Path(__file__).parent, skip=("__pycache__",)),
-    }
-
-
-def _overlays(board: Board) -> dict[str, str]:
-    return {
-        o: fingerprint.tree_content(d)
-        for o, d in zip(board.overlays, board.overlay_dirs(), strict=True)
     }
 
 
@@ -518,7 +514,7 @@ def build_kernel_only(
                 {
                     "name": name,
                     "package": ko.parent.name,
-                    "source": fingerprint.tree_content(modules.source_dir(ko.parent.name)),
+                    "source": current["outputs"]["module packages"][ko.parent.name],
                     "sha256": fsutil.sha256_file(ko),
                 }
                 for name, ko in built.items()

@@ -64,23 +64,16 @@ def update(pristine: Path, dest: Path, patch_dir: Path) -> list[str]:
 
 
 def _entries(root: Path) -> dict[str, tuple[str, int]]:
-    """Relative path -> (kind: d, l or f, inode) for everything under `root`, from the
-    directory listings alone (no stat call per file: a kernel tree has 80,000 entries)."""
+    """Relative path -> (kind: d, l or f, inode) for everything under `root`."""
     found: dict[str, tuple[str, int]] = {}
-    pending = [""]
-    while pending:
-        rel_dir = pending.pop()
-        with os.scandir(root / rel_dir if rel_dir else root) as listing:
-            for entry in listing:
-                rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
-                if entry.is_symlink():
-                    kind = "l"
-                elif entry.is_dir(follow_symlinks=False):
-                    kind = "d"
-                    pending.append(rel)
-                else:
-                    kind = "f"
-                found[rel] = (kind, entry.inode())
+    for rel, entry in fsutil.scan(root):
+        if entry.is_symlink():
+            kind = "l"
+        elif entry.is_dir(follow_symlinks=False):
+            kind = "d"
+        else:
+            kind = "f"
+        found[rel] = (kind, entry.inode())
     return found
 
 
