@@ -183,9 +183,9 @@ def _details(runs: list[Run], size: int) -> str:
 
 
 def bench_resume(base: str, name: str, sha256: str, size: int, work: Path) -> None:
-    from fwgen import sources
+    from fwgen import download
 
-    sources.BACKOFF = 0.05
+    download.BACKOFF = 0.05
     before = server_bytes(base)
     time_fwgen(f"{base}/cut50/{name}", name, sha256, work / "cache-resume")
     sent = server_bytes(base) - before

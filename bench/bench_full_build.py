@@ -35,7 +35,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from fwgen import brmake, ccache, fsutil, patches, paths  # noqa: E402
+from fwgen import brmake, ccache, fsutil, layout, patches, paths  # noqa: E402
 from fwgen import defconfig as defconfig_module  # noqa: E402
 from fwgen.board import load_board  # noqa: E402
 
@@ -109,7 +109,8 @@ def main() -> int:
     if args.mirror:
         fwgen += ["--mirror", args.mirror]
     env = brmake.make_env()
-    defconfig = out / "fwgen" / "defconfig"
+    built = layout.BuildrootBuild(out)
+    defconfig = built.defconfig
 
     # 1. full builds, side by side
     t_fwgen = t_plain = 0.0
@@ -131,7 +132,7 @@ def main() -> int:
     tree = Path(
         re.search(
             r"^\$ make --no-print-directory -C (\S+)",
-            (out / "fwgen" / "build.log").read_text(),
+            built.build_log.read_text(),
             re.M,
         ).group(1)
     )
@@ -167,9 +168,7 @@ def main() -> int:
         rounds += 1
         (work / f"round-{rounds}").touch()
         edit_patch(variant.patches_dir(), rounds)
-        defconfig_module.write_global_patch_dir(
-            out / "fwgen" / "global-patch-dir", board, args.kernel
-        )
+        defconfig_module.write_global_patch_dir(built.patch_dir, board, args.kernel)
     # fwgen rewrote the global patch dir both builds use; Buildroot's own way to take it:
     t_patch_plain = run(make.command("linux-dirclean", "all"), logs / "patch-plain.log", env)
     plain_has_edit = has_edit(plain_out / "build", rounds)

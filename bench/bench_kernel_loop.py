@@ -28,7 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from fwgen import ccache, log, qemu, smoke  # noqa: E402
+from fwgen import ccache, layout, log, qemu, smoke  # noqa: E402
 from fwgen.board import load_board  # noqa: E402
 from fwgen.kernel import KbuildRunner, build_kernel_only  # noqa: E402
 from fwgen.toolchain import find as find_toolchain  # noqa: E402
@@ -74,11 +74,12 @@ def timed_loop(board, name, kernel, rootfs: Path, output: Path, src: str) -> tup
     return built, time.monotonic() - start
 
 
-def timed_kbuild(board, work: Path) -> float:
+def timed_kbuild(board, build: layout.KernelOnlyBuild) -> float:
     """`make zImage dtbs modules` in fwgen's kept tree, as a developer would run it."""
+    work = build.work
     runner = KbuildRunner(
-        work / "src",
-        work / "obj",
+        build.src,
+        build.obj,
         board.arch,
         find_toolchain(None),
         os.cpu_count() or 1,
@@ -119,10 +120,10 @@ def main() -> int:
     built, total = timed_loop(board, args.variant, kernel, rootfs, warm_dir, args.kernel_src)
     _, noop = timed_build(board, args.variant, kernel, rootfs, warm_dir, args.kernel_src)
 
-    work = warm_dir / f"{board.name}-{args.variant}-kernel"
-    (work / "src" / file).touch()
-    kbuild_edit = timed_kbuild(board, work)
-    kbuild_noop = timed_kbuild(board, work)
+    build = layout.kernel_only(warm_dir, board.name, args.variant)
+    (build.src / file).touch()
+    kbuild_edit = timed_kbuild(board, build)
+    kbuild_noop = timed_kbuild(board, build)
     print(
         f"kernel loop benchmark, linux {args.variant}, {os.cpu_count()} CPUs, "
         f"load average {os.getloadavg()[0]:.2f}"

@@ -173,7 +173,6 @@ class Make:
     tree: Path
     output: Path
     make: str = "make"
-    extra: tuple[str, ...] = ()  # further make arguments (variable overrides)
     environment: Mapping[str, str] = field(default_factory=dict)  # e.g. ccache settings
 
     def env(self) -> dict[str, str]:
@@ -186,7 +185,6 @@ class Make:
             "-C",
             str(self.tree),
             f"O={self.output}",
-            *self.extra,
             *args,
             *targets,
         ]

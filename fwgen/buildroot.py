@@ -10,8 +10,9 @@ The flow, each step deciding nothing a previous one decided:
    written from the recipe as Buildroot hash files;
 4. a rebuild plan from the recorded inputs of the last build (fwgen.rebuild);
 5. `make defconfig` with the external tree, and proof that every requested line survived;
-6. the plan's clean steps, then `make toolchain` (with progress and a full log,
-   fwgen.brmake);
+6. the plan's steps (a new series into the kept kernel tree, Buildroot's clean targets), then
+   `make toolchain` (with progress and a full log, fwgen.brmake) unless the last complete
+   build here built it;
 7. the kernel .config from the kconfig stage (defconfig + fragment + requirements), made with
    the toolchain Buildroot just built, and the reconfiguration it needs; then the build;
 8. the kernel's final .config re-checked against the requirements;
@@ -30,7 +31,6 @@ import os
 import re
 import shlex
 import shutil
-import subprocess
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -47,6 +47,8 @@ from fwgen import (
     fsutil,
     images,
     kconfig,
+    kerneltree,
+    layout,
     mirrors,
     modules,
     patches,
@@ -63,7 +65,6 @@ from fwgen.log import log
 # What a Buildroot build of this size needs (toolchain, kernel, host tools, root filesystem):
 # about 10 GB in the output directory, plus downloads and ccache in fwgen's cache.
 NEEDED_FREE_BYTES = 15 * 1024**3
-STATE_FILE = "state.json"
 
 
 @dataclass(frozen=True)
@@ -101,16 +102,16 @@ class Prepared:
     downloads: dict[str, str] = field(default_factory=dict)  # file -> status, for the dry run
 
     @property
-    def fwgen_dir(self) -> Path:
-        return defconfig.fwgen_dir(self.output)
-
-    @property
-    def defconfig_path(self) -> Path:
-        return self.fwgen_dir / "defconfig"
+    def layout(self) -> layout.BuildrootBuild:
+        return layout.BuildrootBuild(self.output)
 
     @property
     def locations(self) -> defconfig.Locations:
         return defconfig.Locations.for_output(self.output)
+
+    @property
+    def kernel_build_dir(self) -> Path:
+        return self.layout.kernel_tree(self.variant.version)
 
 
 # --- Buildroot itself ----------------------------------------------------------------------
@@ -251,7 +252,7 @@ def _sha256_text(text: str) -> str:
 def package_files(output: Path) -> dict[str, str]:
     """Target path -> package, from Buildroot's build/packages-file-list.txt."""
     owners: dict[str, str] = {}
-    listing = output / "build" / "packages-file-list.txt"
+    listing = layout.BuildrootBuild(output).package_file_list
     try:
         lines = listing.read_text(encoding="utf-8", errors="replace").splitlines()
     except FileNotFoundError:
@@ -264,14 +265,29 @@ def package_files(output: Path) -> dict[str, str]:
 
 
 def _has_build(output: Path) -> bool:
-    return (output / "build").is_dir() or (output / "host").is_dir()
+    build = layout.BuildrootBuild(output)
+    return build.packages.is_dir() or build.host.is_dir()
+
+
+def patched_series(output: Path, variant: KernelVariant) -> dict[str, str] | None:
+    """The series in fwgen's global patch dir (name -> sha256, in order) if the kernel's build
+    directory has been patched (by Buildroot, from there): the plan compares it with the
+    recorded series to know whether that tree is the recorded series' and the patches are at
+    hand to bring it to another (fwgen.rebuild.plan). None: no patched tree, or no series."""
+    build = layout.BuildrootBuild(output)
+    if not (build.kernel_tree(variant.version) / ".stamp_patched").exists():
+        return None
+    try:
+        return fingerprint.files(patches.series(build.series_dir(variant.version)))
+    except FwgenError:
+        return None
 
 
 # --- preparing ------------------------------------------------------------------------------
 
 
 def output_dir(options: BuildOptions, board: Board, variant_name: str) -> Path:
-    return (Path(options.output_root) / f"{board.name}-{variant_name}").absolute()
+    return layout.buildroot(options.output_root, board.name, variant_name).output
 
 
 def is_offline(options: BuildOptions) -> bool:
@@ -360,7 +376,7 @@ def prepare(options: BuildOptions) -> Prepared:
         primary_site=site,
         primary_site_only=bool(site) and is_offline(options),
     )
-    old_state = rebuild.load_state(defconfig.fwgen_dir(output) / STATE_FILE)
+    old_state = rebuild.load_state(layout.BuildrootBuild(output).state)
     last_config = old_state.inputs.kernel_config if old_state else None
     inputs = collect_inputs(board, variant, text, last_config)
     plan = rebuild.plan(
@@ -369,6 +385,7 @@ def prepare(options: BuildOptions) -> Prepared:
         clean=options.clean,
         output_exists=_has_build(output),
         package_files=package_files(output),
+        patched_series=patched_series(output, variant),
     )
     return Prepared(
         board=board,
@@ -446,7 +463,7 @@ def describe(prepared: Prepared, notes: Sequence[str] = ()) -> str:
         f"{p.variant.patches} and the pin sha256 {p.variant.sha256}, from {p.board.source.name})"
     )
     reconfigure = _dry_run_kernel_config(p)
-    lines.append(f"  Buildroot defconfig: {p.defconfig_path}")
+    lines.append(f"  Buildroot defconfig: {p.layout.defconfig}")
     lines.extend(f"  note: {note}" for note in notes)
     lines.append("plan:")
     lines.extend(f"  {line}" for line in p.plan.describe())
@@ -476,7 +493,7 @@ def _dry_run_kernel_config(p: Prepared) -> list[str]:
 
 
 def _kernel_configured(p: Prepared) -> bool:
-    return (p.output / "build" / f"linux-{p.variant.version}" / ".stamp_configured").exists()
+    return (p.kernel_build_dir / ".stamp_configured").exists()
 
 
 def commands(prepared: Prepared, make: brmake.Make) -> list[str]:
@@ -487,30 +504,37 @@ def commands(prepared: Prepared, make: brmake.Make) -> list[str]:
                 "defconfig",
                 args=[
                     f"BR2_EXTERNAL={paths.br2_external_dir()}",
-                    f"BR2_DEFCONFIG={p.defconfig_path}",
+                    f"BR2_DEFCONFIG={p.layout.defconfig}",
                 ],
             )
         ),
-        f"(check: every line of {p.defconfig_path.name} is in {p.output / '.config'})",
+        f"(check: every line of {p.layout.defconfig.name} is in {p.layout.dot_config})",
     ]
     if p.plan.full_clean and _has_build(p.output):
         out.append(shlex.join(make.command("clean")))
+    if p.plan.update_kernel_series:
+        out.append(
+            f"(new series into {p.kernel_build_dir}: only the files either series touches, "
+            f"from {p.layout.series_dir(p.variant.version)} to {p.variant.patches})"
+        )
     if not p.plan.full_clean and p.plan.invalidate:
         out.append(shlex.join(make.command(*p.plan.invalidate)))
     for path in p.plan.remove_from_target:
-        out.append(shlex.join(["rm", "-f", str(p.output / "target" / path)]))
-    out.append(shlex.join(make.command("show-info")) + "  (the package list for progress)")
-    out.append(shlex.join(make.command("toolchain")))
+        out.append(shlex.join(["rm", "-f", str(p.layout.target / path)]))
     out.append(
-        f"(kconfig stage with {p.output / 'host' / 'bin'}'s compiler -> "
-        f"{p.locations.kernel_config})"
+        shlex.join(make.command("show-info"))
+        + "  (the package list for progress; the recorded one if the packages are the same)"
+    )
+    if toolchain_built(p):
+        out.append("(no make toolchain: the last complete build here built it)")
+    else:
+        out.append(shlex.join(make.command("toolchain")))
+    out.append(
+        f"(kconfig stage with {p.layout.host / 'bin'}'s compiler -> {p.locations.kernel_config})"
     )
     out.append(shlex.join(make.command()))
-    out.append(
-        f"(check: {p.output / 'build' / f'linux-{p.variant.version}' / '.config'} has "
-        f"{', '.join(p.variant.requirements)})"
-    )
-    out.append(f"(collect: {p.output / 'images'} + manifest.json + SHA256SUMS)")
+    out.append(f"(check: {p.kernel_build_dir / '.config'} has {', '.join(p.variant.requirements)})")
+    out.append(f"(collect: {p.layout.images} + manifest.json + SHA256SUMS)")
     return out
 
 
@@ -542,17 +566,16 @@ def run(prepared: Prepared, options: BuildOptions) -> BuildResult:
     p = prepared
     assert p.tree is not None and p.kernel_tree is not None and p.kernel_tarball is not None
     start = time.monotonic()
-    fw = p.fwgen_dir
-    fw.mkdir(parents=True, exist_ok=True)
+    where = p.layout
+    where.fwgen.mkdir(parents=True, exist_ok=True)
     log.info("building %s, kernel %s in %s", p.board.name, p.variant_name, p.output)
     for line in p.plan.describe():
         log.info("plan: %s", line)
     if p.plan.unchanged and (done := _up_to_date(p)) is not None:
         return done
+    state_path = where.state
     place_kernel_tarball(p.kernel_tarball, p.locations.dl_dir)
-    defconfig.write_global_patch_dir(p.locations.patch_dir, p.board, p.variant_name)
-    defconfig.write_if_changed(p.defconfig_path, p.defconfig_text)
-    stats_log = fw / "ccache-stats.log"
+    stats_log = where.ccache_stats
     stats_log.unlink(missing_ok=True)
     if options.ccache_remote is not None:
         log.info(
@@ -568,15 +591,18 @@ def run(prepared: Prepared, options: BuildOptions) -> BuildResult:
             options.ccache_remote, base_dir=p.output, stats_log=stats_log
         ),
     )
-    steps_log = fw / "steps.log"
+    steps_log = where.steps_log
     steps_log.write_text("")
-    state_path = fw / STATE_FILE
-    build_log = fw / "build.log"
+    build_log = where.build_log
     try:
+        if p.plan.update_kernel_series:
+            update_kernel_series(p, state_path)  # reads the old series in the global patch dir
+        defconfig.write_global_patch_dir(p.locations.patch_dir, p.board, p.variant_name)
+        defconfig.write_if_changed(where.defconfig, p.defconfig_text)
         configure(make, p, steps_log)
         apply_plan(make, p, steps_log)
         _write_state(state_path, rebuild.State(p.inputs, complete=False))
-        info = make.show_info(steps_log)
+        info = package_info(make, p, steps_log)
         if is_offline(options):
             check_offline_sources(info, p.locations.dl_dir, primary_site(options.mirrors))
         if options.prefetch > 0:
@@ -584,7 +610,10 @@ def run(prepared: Prepared, options: BuildOptions) -> BuildResult:
         _rotate(build_log)
         log.info("Buildroot build log: %s", build_log)
         progress = brmake.Progress.from_show_info(info, p.output)
-        make.build(build_log, progress, targets=["toolchain"])
+        if toolchain_built(p):
+            log.info("toolchain: built by the last complete build here (no make toolchain)")
+        else:
+            make.build(build_log, progress, targets=["toolchain"])
         inputs = configure_kernel(make, p, steps_log)
         _write_state(state_path, rebuild.State(inputs, complete=False))
         make.build(build_log, progress)
@@ -592,12 +621,51 @@ def run(prepared: Prepared, options: BuildOptions) -> BuildResult:
         log.error("fwgen: %s", brmake.interrupted_message(p.output, options.command))
         raise
     _report_ccache(stats_log, options.ccache_remote, build_log)
-    final_config = p.output / "build" / f"linux-{p.variant.version}" / ".config"
+    final_config = p.kernel_build_dir / ".config"
     kconfig.verify_config(final_config, p.variant.requirements)
     manifest = collect_images(dataclasses.replace(p, inputs=inputs), build_log)
     _write_state(state_path, rebuild.State(inputs, complete=True))
-    log.info("images: %s (%s)", p.output / "images", brmake.elapsed(start))
-    return BuildResult(p.output / "images", manifest, build_log)
+    log.info("images: %s (%s)", p.layout.images, brmake.elapsed(start))
+    return BuildResult(p.layout.images, manifest, build_log)
+
+
+def toolchain_built(p: Prepared) -> bool:
+    """Whether Buildroot's toolchain is complete, so the kconfig stage can use its compiler
+    without `make toolchain` (a Buildroot make costs seconds in parsing alone): the last build
+    here finished and the plan keeps the toolchain (a full clean is the only step that
+    rebuilds it)."""
+    return (
+        p.old_state is not None
+        and p.old_state.complete
+        and not p.plan.full_clean
+        and toolchain.buildroot_toolchain(p.output) is not None
+    )
+
+
+def package_info(make: brmake.Make, p: Prepared, steps_log: Path) -> dict[str, Any]:
+    """`make show-info` (the packages, for progress and the source checks), or its recorded
+    answer when nothing it is made from changed: Buildroot's .config, the Buildroot tree and
+    br2-external's packages. It parses every package of Buildroot: seconds."""
+    key = hashlib.sha256(
+        "\n".join(
+            [
+                fsutil.sha256_file(p.layout.dot_config),
+                str(p.tree),
+                tree_version(p.tree) if p.tree else "",
+                fingerprint.tree_content(paths.br2_external_dir(), skip=("patches",)),
+            ]
+        ).encode()
+    ).hexdigest()
+    recorded = p.layout.show_info
+    try:
+        data = json.loads(recorded.read_text(encoding="utf-8"))
+        if data.get("key") == key and isinstance(data.get("info"), dict):
+            return data["info"]
+    except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+        pass
+    info = make.show_info(steps_log)
+    fsutil.write_atomic(recorded, json.dumps({"key": key, "info": info}) + "\n", mode=0o644)
+    return info
 
 
 def _report_ccache(stats_log: Path, remote: ccache.Remote | None, build_log: Path) -> None:
@@ -613,7 +681,7 @@ def _up_to_date(p: Prepared) -> BuildResult | None:
     same kernel .config from the kconfig stage, and images/ as its manifest recorded them.
     Buildroot's own `make` would redo the root filesystem and the SD card image for nothing."""
     assert p.kernel_tree is not None and p.old_state is not None
-    out = p.output / "images"
+    out = p.layout.images
     if toolchain.buildroot_toolchain(p.output) is None or images.verify(out):
         return None
     digest = _sha256_text(kernel_config_text(p.variant, p.kernel_tree, p.output))
@@ -624,7 +692,27 @@ def _up_to_date(p: Prepared) -> BuildResult | None:
         "the same, and %s matches its manifest; nothing to do (--clean rebuilds)",
         out,
     )
-    return BuildResult(out, images.load_manifest(out), p.fwgen_dir / "build.log")
+    return BuildResult(out, images.load_manifest(out), p.layout.build_log)
+
+
+def update_kernel_series(p: Prepared, state_path: Path) -> None:
+    """Bring the kernel's build directory from the series Buildroot patched it with (still in
+    the global patch dir) to the recipe's series, rewriting only the files that differ; the
+    plan's `linux-clean-for-rebuild` then makes Buildroot rebuild it incrementally.
+
+    Until the new inputs are recorded the tree is neither series': the state says so (no
+    series), so that an interrupted run is followed by a `linux-dirclean`."""
+    assert p.old_state is not None and p.kernel_tree is not None
+    marked = dataclasses.replace(p.old_state.inputs, series=None)
+    log.info("new series into %s", p.kernel_build_dir)
+    rewritten = kerneltree.update(
+        p.kernel_tree,
+        p.kernel_build_dir,
+        p.variant.patches_dir(),
+        old_series=p.layout.series_dir(p.variant.version),
+        before_change=lambda: _write_state(state_path, rebuild.State(marked, complete=False)),
+    )
+    log.info("  files that differ from the last build's tree: %s", " ".join(rewritten) or "none")
 
 
 def configure_kernel(make: brmake.Make, p: Prepared, steps_log: Path) -> rebuild.Inputs:
@@ -651,14 +739,14 @@ def configure(make: brmake.Make, p: Prepared, steps_log: Path) -> None:
         ["defconfig"],
         steps_log,
         what="make defconfig",
-        args=[f"BR2_EXTERNAL={paths.br2_external_dir()}", f"BR2_DEFCONFIG={p.defconfig_path}"],
+        args=[f"BR2_EXTERNAL={paths.br2_external_dir()}", f"BR2_DEFCONFIG={p.layout.defconfig}"],
     )
-    dot_config = p.output / ".config"
+    dot_config = p.layout.dot_config
     dropped = defconfig.dropped_lines(p.defconfig_text, dot_config)
     if dropped:
         raise FwgenError(
             f"Buildroot dropped {len(dropped)} line(s) of the rendered defconfig "
-            f"({p.defconfig_path}):\n" + defconfig.describe_dropped(dropped, dot_config),
+            f"({p.layout.defconfig}):\n" + defconfig.describe_dropped(dropped, dot_config),
             "a symbol that does not exist in this Buildroot or whose dependencies are unmet: "
             f"fix the recipe ({p.board.source}) or fwgen/templates/defconfig.j2",
         )
@@ -678,7 +766,7 @@ def apply_plan(make: brmake.Make, p: Prepared, steps_log: Path) -> None:
     if plan.invalidate:
         log.info("make %s", " ".join(plan.invalidate))
         make.run(list(plan.invalidate), steps_log, what="make " + " ".join(plan.invalidate))
-    target = p.output / "target"
+    target = p.layout.target
     for rel in plan.remove_from_target:
         path = target / rel
         if path.is_symlink() or path.is_file():
@@ -732,7 +820,7 @@ def expected_images(board: Board, variant: KernelVariant) -> list[str]:
 
 def collect_images(p: Prepared, build_log: Path) -> dict[str, Any]:
     """Check images/ holds what the board needs, then write manifest.json and SHA256SUMS."""
-    out = p.output / "images"
+    out = p.layout.images
     missing = [n for n in expected_images(p.board, p.variant) if not (out / n).is_file()]
     if missing:
         raise FwgenError(
@@ -754,8 +842,7 @@ def collect_images(p: Prepared, build_log: Path) -> dict[str, Any]:
 
 
 def build_manifest(p: Prepared) -> dict[str, Any]:
-    build_dir = p.output / "build" / f"linux-{p.variant.version}"
-    release_file = build_dir / "include" / "config" / "kernel.release"
+    release_file = p.kernel_build_dir / "include" / "config" / "kernel.release"
     release = release_file.read_text().strip() if release_file.is_file() else ""
     return {
         "board": p.board.name,
@@ -774,7 +861,7 @@ def build_manifest(p: Prepared) -> dict[str, Any]:
             "file": p.board.buildroot.file,
             "sha256": p.board.buildroot.sha256,
             "tree_version": tree_version(p.tree) if p.tree else "",
-            "defconfig_sha256": fsutil.sha256_file(p.defconfig_path),
+            "defconfig_sha256": fsutil.sha256_file(p.layout.defconfig),
         },
         "toolchain": _toolchain(p.output),
         "modules": _modules(p.output, release),
@@ -792,7 +879,9 @@ def _modules(output: Path, release: str) -> list[dict[str, str]]:
     for package in modules.PACKAGES:
         for name in modules.module_names(package):
             ko = sorted(
-                (output / "target" / "lib" / "modules").glob(f"{release or '*'}/**/{name}.ko")
+                (layout.BuildrootBuild(output).target / "lib" / "modules").glob(
+                    f"{release or '*'}/**/{name}.ko"
+                )
             )
             found.append(
                 {
@@ -809,10 +898,9 @@ def _toolchain(output: Path) -> dict[str, str]:
     prefix = toolchain.buildroot_toolchain(output)
     if not prefix:
         return {"origin": "Buildroot internal toolchain"}
-    try:
-        first = subprocess.run(
-            [f"{prefix}gcc", "--version"], capture_output=True, text=True, timeout=30
-        ).stdout.splitlines()[0]
-    except (OSError, IndexError, subprocess.SubprocessError):
-        first = ""
-    return {"origin": "Buildroot internal toolchain", "prefix": Path(prefix).name, "version": first}
+    version = toolchain.gcc_version(f"{prefix}gcc") or ""
+    return {
+        "origin": "Buildroot internal toolchain",
+        "prefix": Path(prefix).name,
+        "version": version,
+    }

@@ -82,10 +82,6 @@ class Deadline:
     def remaining(self) -> float:
         return max(0.0, self.end - time.monotonic())
 
-    @property
-    def expired(self) -> bool:
-        return time.monotonic() >= self.end
-
 
 @dataclass(frozen=True)
 class CommandResult:

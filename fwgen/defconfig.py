@@ -20,7 +20,7 @@ from pathlib import Path
 
 import jinja2
 
-from fwgen import __version__, fsutil, patches, paths
+from fwgen import __version__, fsutil, layout, patches, paths
 from fwgen.board import KERNEL_IMAGES, Board
 from fwgen.errors import FwgenError
 
@@ -43,17 +43,13 @@ class Locations:
     @classmethod
     def for_output(cls, output: Path) -> Locations:
         """The standard places for a build whose Buildroot output directory is `output`."""
+        build = layout.BuildrootBuild(Path(output).absolute())
         return cls(
-            kernel_config=fwgen_dir(output) / "linux.config",
+            kernel_config=build.kernel_config,
             dl_dir=buildroot_dl_dir(),
             ccache_dir=paths.cache_dir() / "ccache",
-            patch_dir=fwgen_dir(output) / "global-patch-dir",
+            patch_dir=build.patch_dir,
         )
-
-
-def fwgen_dir(output: Path) -> Path:
-    """fwgen's own files inside a Buildroot output directory (config, logs, state)."""
-    return Path(output).absolute() / "fwgen"
 
 
 def buildroot_dl_dir() -> Path:

@@ -13,8 +13,9 @@ both are made afresh. If only the patch series differs, the kept tree is brought
 series in place (fwgen.kerneltree.update: only the files that differ are rewritten) and the
 objects are kept, so Kbuild recompiles only what depends on those files. Otherwise Kbuild
 rebuilds incrementally (a changed .config included: Kbuild tracks config dependencies
-itself). The modules, the modules staging tree, the initramfs and images/ are redone on every
-run: they take seconds.
+itself). The kconfig stage and olddefconfig are skipped when nothing they read changed
+(`config_kept`). The modules, the modules staging tree, the initramfs and images/ are redone
+on every run: they take seconds.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from fwgen import (
     kconfig,
     kernelsrc,
     kerneltree,
+    layout,
     modules,
     patches,
     sources,
@@ -120,13 +122,9 @@ def _git_state(tree: Path) -> dict[str, Any] | None:
     return {"commit": commit, "dirty": bool(status)}
 
 
-def workdir(output: Path, board: Board, variant: str) -> Path:
-    return output / f"{board.name}-{variant}-kernel"
-
-
 def clean(output: Path, board: Board, variant: str) -> None:
     """--clean: forget the kernel-only build of this board and variant."""
-    work = workdir(output, board, variant)
+    work = layout.kernel_only(output, board.name, variant).work
     if work.exists():
         log.info("removing %s (--clean)", work)
         shutil.rmtree(work)
@@ -191,6 +189,42 @@ def decide(
             + ") and images/ verifies against its manifest",
         ),
     )
+
+
+def _shapes_config(rel: str) -> bool:
+    """A file of the tree the kernel configuration is made from: Kconfig files, the kconfig
+    tool, the defconfigs, the top Makefile (the kernel version)."""
+    name = rel.rsplit("/", 1)[-1]
+    return (
+        name.startswith("Kconfig")
+        or rel.startswith("scripts/kconfig/")
+        or "/configs/" in rel
+        or rel == "Makefile"
+    )
+
+
+def config_kept(
+    previous: Mapping[str, Any] | None,
+    current: Mapping[str, Any],
+    rewritten: Sequence[str] | None,
+    config_path: Path,
+) -> str | None:
+    """Why the last build's .config can be used as it is (None: make it again): the kconfig
+    stage and olddefconfig take seconds and would give the same file when neither the
+    configuration inputs nor any file they read changed. `rewritten`: the tree's files that
+    changed since the last build (None: any may have)."""
+    if previous is None or rewritten is None or not previous.get("config"):
+        return None
+    before = (previous.get("outputs") or {}).get("kernel configuration")
+    if before != current["outputs"]["kernel configuration"]:
+        return None
+    if any(_shapes_config(rel) for rel in rewritten):
+        return None
+    if not config_path.is_file() or fsutil.sha256_file(config_path) != previous["config"]:
+        return None
+    if rewritten:
+        return "the series changed no Kconfig file, defconfig or the kernel Makefile"
+    return "its inputs are unchanged"
 
 
 def outputs_inputs(
@@ -402,14 +436,14 @@ def build_kernel_only(
             f"--rootfs {rootfs}: no such file or directory",
             "give a root filesystem directory or a cpio(.gz) archive",
         )
-    work = workdir(output, board, name)
-    src, obj, state_file = work / "src", work / "obj", work / "state.json"
+    build = layout.kernel_only(output, board.name, name)
+    work, src, obj, state_file = build.work, build.src, build.obj, build.state
     work.mkdir(parents=True, exist_ok=True)
-    log_file = work / "build.log"
-    out = work / "images"
+    log_file = build.build_log
+    out = build.images
     log.info("kernel-only build of %s, kernel variant %s; log: %s", board.name, name, log_file)
 
-    toolchain = find_toolchain(cross_compile, [output / f"{board.name}-{name}"])
+    toolchain = find_toolchain(cross_compile, [layout.buildroot(output, board.name, name).output])
     log.info("toolchain: %s (%s)", toolchain.version, toolchain.origin)
     previous = _load_state(state_file)
     source = resolve_source(variant, kernel_src, mirrors=mirrors, offline=offline)
@@ -447,20 +481,27 @@ def build_kernel_only(
     if decision.action == FRESH:
         shutil.rmtree(obj, ignore_errors=True)
         kerneltree.prepare(source.tree, src, variant.patches_dir())
-    elif decision.action == NEW_SERIES:
+    rewritten: list[str] | None = None  # None: the whole tree may have changed
+    if decision.action == NEW_SERIES:
         rewritten = kerneltree.update(source.tree, src, variant.patches_dir())
         log.info(
             "  files that differ from the last build's tree: %s", " ".join(rewritten) or "none"
         )
+    elif decision.action == INCREMENTAL:
+        rewritten = []
     if decision.action != INCREMENTAL:
         fsutil.write_atomic(state_file, json.dumps(tree_state, indent=2, sort_keys=True) + "\n")
     obj.mkdir(parents=True, exist_ok=True)
 
-    config = kconfig.configure_variant(variant, src, cross_compile=toolchain.prefix)
-    config_path = obj / ".config"
-    if not config_path.exists() or config_path.read_text() != config.text():
-        config.write(config_path)
-    stats_log = work / "ccache-stats.log"
+    config_path = build.kernel_config
+    kept_config = config_kept(previous, current, rewritten, config_path)
+    if kept_config:
+        log.info("kernel .config: kept (%s)", kept_config)
+    else:
+        config = kconfig.configure_variant(variant, src, cross_compile=toolchain.prefix)
+        if not config_path.exists() or config_path.read_text() != config.text():
+            config.write(config_path)
+    stats_log = build.ccache_stats
     stats_log.unlink(missing_ok=True)
     if ccache_remote is not None:
         log.info("compile cache: local, then remote %s", ccache_remote.describe())
@@ -474,26 +515,27 @@ def build_kernel_only(
         log_file,
         ccache.environment(ccache_remote, base_dir=work, stats_log=stats_log),
     )
-    runner.make("olddefconfig", what="olddefconfig")
+    if not kept_config:
+        runner.make("olddefconfig", what="olddefconfig")
     kconfig.verify_config(config_path, variant.requirements)
-    runner.make("zImage", "dtbs", "modules", what="kernel")
+    kernel_image = board.buildroot.kernel_image  # the recipe's, as Buildroot builds it
+    runner.make(kernel_image, "dtbs", "modules", what="kernel")
     kconfig.verify_config(config_path, variant.requirements)
     release = kernel_release(obj)
 
-    built = build_modules(runner, work / "modules", module_packages)
+    built = build_modules(runner, build.modules, module_packages)
     summary = ccache.read_stats(stats_log).summary(ccache_remote)
     log.info("%s", summary)
     with log_file.open("a") as logf:
         logf.write(f"fwgen: {summary}\n")
-    staging = stage_modules(
-        runner, [work / "modules" / p for p in module_packages], work / "staging"
-    )
+    staging = stage_modules(runner, [build.modules / p for p in module_packages], build.staging)
     if out.exists():
         shutil.rmtree(out)
     out.mkdir()
     dtb = f"{variant.device_tree}.dtb"
-    shutil.copy2(obj / "arch" / "arm" / "boot" / "zImage", out / "zImage")
-    shutil.copy2(obj / "arch" / "arm" / "boot" / "dts" / dtb, out / dtb)
+    boot = obj / "arch" / board.arch / "boot"
+    shutil.copy2(boot / kernel_image, out / kernel_image)
+    shutil.copy2(boot / "dts" / dtb, out / dtb)
     initramfs.pack(out / "rootfs.cpio.gz", [rootfs, *board.overlay_dirs(), staging])
     images.finalize(
         out,
@@ -523,6 +565,7 @@ def build_kernel_only(
             "overlays": current["outputs"]["overlays"],
         },
     )
-    fsutil.write_atomic(state_file, json.dumps(current, indent=2, sort_keys=True) + "\n")
+    done = {**current, "config": fsutil.sha256_file(config_path)}
+    fsutil.write_atomic(state_file, json.dumps(done, indent=2, sort_keys=True) + "\n")
     log.info("images: %s (kernel %s)", out, release)
     return out

@@ -1,26 +1,33 @@
-"""The patched kernel source tree of a kernel-only build: the pristine source + the board's
-patch series + Buildroot's host fixups, made afresh (`prepare`) or brought to another series in
-place (`update`).
+"""The patched kernel source tree: the pristine source + the board's patch series +
+Buildroot's host fixups, made afresh for a kernel-only build (`prepare`), or brought to another
+series in place (`update`), in a kernel-only build's kept tree or in Buildroot's kernel build
+directory.
 
 `update` is what makes an edit of a patch cheap: Kbuild decides what to recompile from file
 mtimes, so the kept tree must end up exactly as `prepare` would make it while every file whose
-content stays the same keeps its mtime. It prepares the new tree next to the kept one (hard
-links, seconds) and then rewrites, in the kept tree, only the files that differ: a file shared
-with the new tree (same inode, a link to the pristine source) is equal by construction, any
-other is compared byte for byte. Rewritten files are new files with the current time, so
-whatever depends on them is rebuilt (also when the new content is the pristine file's, whose
-own mtime is years old); files the new series does not have are removed (Kbuild's dependency
-files name them in rules of their own, so their dependents are rebuilt too).
+content stays the same keeps its mtime. Only the files that can differ are redone: those the
+new series names, plus those the kept tree's own series made differ from the pristine source.
+The latter are found by inode where the kept tree hard-links the pristine source (what
+`prepare` makes: any file that is not a link is one a patch, a host fixup or a hand wrote), and
+from the old series' own patches where it does not (Buildroot's extracted tree). Those files
+are taken from the pristine source into a small scratch tree, the new series and the host
+fixups are applied there, and each is compared with the kept tree's: only a differing one is
+rewritten, as a new file with the current time (also when its new content is the pristine
+file's, whose own mtime is years old), so whatever depends on it is rebuilt; a file the new
+series does not have is removed.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import filecmp
 import os
 import re
 import shutil
 import stat
 import subprocess
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from fwgen import fsutil, patches
@@ -47,47 +54,96 @@ def prepare(pristine: Path, dest: Path, patch_dir: Path) -> None:
         log.info("  host fixup (as Buildroot's linux.mk): %s", fixed)
 
 
-def update(pristine: Path, dest: Path, patch_dir: Path) -> list[str]:
-    """Make `dest`, a tree `prepare` made from `pristine` with any series, equal to pristine +
-    the series in `patch_dir` + host fixups, rewriting only the files that differ. Returns
-    their paths relative to the tree (rewritten, added or removed), sorted.
+def update(
+    pristine: Path,
+    dest: Path,
+    patch_dir: Path,
+    *,
+    old_series: Path | None = None,
+    before_change: Callable[[], None] = lambda: None,
+) -> list[str]:
+    """Make `dest`, a tree made from `pristine` with some series, equal to pristine + the
+    series in `patch_dir` + host fixups, rewriting only the files that differ. Returns their
+    paths relative to the tree (rewritten, added or removed), sorted.
 
-    A series that does not apply raises before `dest` is touched. An interrupted update
-    leaves a tree that is neither; the caller must not record it as either (kernel.py removes
-    its state first, so the next build starts afresh)."""
-    scratch = dest.with_name(dest.name + ".next")
-    try:
-        prepare(pristine, scratch, patch_dir)
-        return _sync(scratch, dest)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+    `old_series`: the patch directory `dest` was made with, for a tree that does not share
+    inodes with `pristine` (without it, `dest` is taken to be what `prepare` made, and the files
+    that differ from the pristine source are found by inode). Files outside the series and
+    the host fixups are then trusted as they are, as Buildroot trusts its build directories.
+
+    A series that does not apply raises before `dest` is touched; `before_change` runs once
+    it is known to apply, before the first file of `dest` changes. An interrupted update leaves
+    a tree that is neither; the caller must not record it as either (kernel.py removes its
+    state first, so the next build starts afresh; buildroot.py marks its own in
+    `before_change`)."""
+    redo = set().union(*(patches.touched(p) for p in patches.series(patch_dir)))
+    if old_series is not None:
+        redo.update(*(patches.touched(p) for p in patches.series(old_series)))
+    else:
+        redo.update(_diverged(pristine, dest))
+    with tempfile.TemporaryDirectory(prefix="fwgen-series-") as scratch:
+        new = _patched(pristine, redo, patch_dir, Path(scratch) / "new")
+        for result in new.results:
+            log.info("  applied %s: %s", result.patch.name, result.summary())
+        # Without the old series, the kept tree is what the new one is compared with. With it,
+        # the old series' own result is: a file the kept tree's build rewrote in place (an
+        # in-tree build regenerates a few *_shipped parsers) stays as it is if the change
+        # leaves it alone, and so do modes another extraction of the tarball gave.
+        before = (
+            dest
+            if old_series is None
+            else _patched(pristine, redo, old_series, Path(scratch) / "old").tree
+        )
+        before_change()
+        return _sync(new.tree, before, dest, sorted(redo), pristine)
 
 
-def _entries(root: Path) -> dict[str, tuple[str, int]]:
-    """Relative path -> (kind: d, l or f, inode) for everything under `root`."""
-    found: dict[str, tuple[str, int]] = {}
-    for rel, entry in fsutil.scan(root):
-        if entry.is_symlink():
-            kind = "l"
-        elif entry.is_dir(follow_symlinks=False):
-            kind = "d"
-        else:
-            kind = "f"
-        found[rel] = (kind, entry.inode())
-    return found
+@dataclasses.dataclass(frozen=True)
+class _Patched:
+    tree: Path
+    results: list[patches.PatchResult]
 
 
-def _same_file(
-    new: Path, new_entry: tuple[str, int], old: Path, old_entry: tuple[str, int]
-) -> bool:
-    kind, inode = new_entry
-    if kind != old_entry[0]:
+def _patched(pristine: Path, rels: set[str], patch_dir: Path, work: Path) -> _Patched:
+    """`rels` of pristine + the series in `patch_dir` + host fixups, in `work`."""
+    work.mkdir()
+    for rel in rels:
+        _copy_entry(pristine / rel, work / rel)
+    results = patches.apply_series(work, patch_dir)
+    apply_host_fixups(work)
+    return _Patched(work, results)
+
+
+def _diverged(pristine: Path, dest: Path) -> set[str]:
+    """Files and symlinks of either tree that are not the same file in both (a hard link)."""
+
+    def files(root: Path) -> dict[str, int]:
+        return {
+            rel: entry.inode()
+            for rel, entry in fsutil.scan(root)
+            if not entry.is_dir(follow_symlinks=False)
+        }
+
+    ours, theirs = files(dest), files(pristine)
+    return {rel for rel in ours.keys() | theirs.keys() if ours.get(rel) != theirs.get(rel)}
+
+
+def _copy_entry(source: Path, target: Path) -> None:
+    if not os.path.lexists(source) or source.is_dir() and not source.is_symlink():
+        return
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if source.is_symlink():
+        target.symlink_to(os.readlink(source))
+    else:
+        shutil.copy2(source, target)
+
+
+def _same_entry(new: Path, old: Path) -> bool:
+    new_st, old_st = new.lstat(), old.lstat()
+    if stat.S_IFMT(new_st.st_mode) != stat.S_IFMT(old_st.st_mode):
         return False
-    if kind == "l":
+    if stat.S_ISLNK(new_st.st_mode):
         return os.readlink(new) == os.readlink(old)
-    if inode == old_entry[1]:  # both trees are on one file system: the same file
-        return True
-    new_st, old_st = new.stat(), old.stat()
     return (
         new_st.st_size == old_st.st_size
         and stat.S_IMODE(new_st.st_mode) == stat.S_IMODE(old_st.st_mode)
@@ -95,9 +151,12 @@ def _same_file(
     )
 
 
-def _install(source: Path, kind: str, target: Path) -> None:
+def _install(source: Path, target: Path) -> None:
     """A new file at `target` (new inode, current mtime) with `source`'s content and mode."""
-    if kind == "l":
+    if target.is_dir() and not target.is_symlink():
+        shutil.rmtree(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if source.is_symlink():
         with fsutil.replacing(target) as tmp:
             tmp.unlink()
             tmp.symlink_to(os.readlink(source))
@@ -106,35 +165,32 @@ def _install(source: Path, kind: str, target: Path) -> None:
         shutil.copyfile(source, tmp)
 
 
-def _sync(new: Path, dest: Path) -> list[str]:
-    """Make the tree `dest` equal to the tree `new`, touching only what differs."""
-    new_entries, old_entries = _entries(new), _entries(dest)
-    changed: list[str] = []
-    # Children sort after their parents: removing in reverse order empties a folder first.
-    for rel in sorted(old_entries.keys() - new_entries.keys(), reverse=True):
-        path = dest / rel
-        if old_entries[rel][0] == "d":
-            shutil.rmtree(path, ignore_errors=True)
-        else:
-            path.unlink(missing_ok=True)
-            changed.append(rel)
-    for rel in sorted(new_entries):
-        kind = new_entries[rel][0]
-        old = old_entries.get(rel)
-        target = dest / rel
-        if old is not None and old[0] == "d" and kind != "d":
-            shutil.rmtree(target)
-            old = None
-        if kind == "d":
-            if old is not None and old[0] != "d":
-                target.unlink()
-            target.mkdir(exist_ok=True)
+def _sync(new: Path, before: Path, dest: Path, rels: list[str], pristine: Path) -> list[str]:
+    """For each of `rels` that differs between `before` and `new`, make `dest`'s what it is in
+    `new` (`before` may be `dest` itself)."""
+    changed = []
+    for rel in rels:
+        source, target = new / rel, dest / rel
+        wanted, there = os.path.lexists(source), os.path.lexists(before / rel)
+        if wanted == there and (not wanted or _same_entry(source, before / rel)):
             continue
-        if old is not None and _same_file(new / rel, new_entries[rel], target, old):
-            continue
-        _install(new / rel, kind, target)
+        if wanted:
+            _install(source, target)
+        elif target.is_symlink() or target.is_file():
+            target.unlink()
+            _remove_empty_parents(target.parent, dest, pristine)
         changed.append(rel)
-    return sorted(changed)
+    return changed
+
+
+def _remove_empty_parents(folder: Path, dest: Path, pristine: Path) -> None:
+    """Folders only a series made go with their last file, as a fresh tree would not have them."""
+    while folder != dest and not (pristine / folder.relative_to(dest)).is_dir():
+        try:
+            folder.rmdir()
+        except OSError:  # not empty
+            return
+        folder = folder.parent
 
 
 def apply_host_fixups(tree: Path) -> list[str]:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fwgen import __version__, brmake, buildroot, defconfig, fsutil, paths, sources
+from fwgen import __version__, brmake, buildroot, defconfig, fsutil, layout, paths, sources
 from fwgen.board import Board, Download
 from fwgen.errors import FwgenError
 from fwgen.log import log
@@ -105,16 +105,16 @@ def _make_source(
             primary_site=site,
             primary_site_only=bool(site) and sources.is_offline(offline),
         )
-        fw = defconfig.fwgen_dir(output)
-        defconfig.write_if_changed(fw / "defconfig", text)
+        build = layout.BuildrootBuild(output)
+        defconfig.write_if_changed(build.defconfig, text)
         defconfig.write_global_patch_dir(locations.patch_dir, board, variant_name)
         make = brmake.Make(tree, output)
-        steps_log = fw / "steps.log"
+        steps_log = build.steps_log
         make.run(
             ["defconfig"],
             steps_log,
             what="make defconfig",
-            args=[f"BR2_EXTERNAL={paths.br2_external_dir()}", f"BR2_DEFCONFIG={fw / 'defconfig'}"],
+            args=[f"BR2_EXTERNAL={paths.br2_external_dir()}", f"BR2_DEFCONFIG={build.defconfig}"],
         )
         info = make.show_info(steps_log)
         needed = needed_files(info)

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from fwgen import __version__, fsutil
+from fwgen import __version__, fsutil, kconfig
 from fwgen.errors import FwgenError
 from fwgen.patches import diff_header_name, existing_tree, hunk_offsets, run_patch
 
@@ -784,16 +784,9 @@ def _verify(
 
 def _tree_name(tree: Path) -> str:
     try:
-        makefile = (tree / "Makefile").read_text(errors="replace")
-    except OSError:
+        return f"linux {kconfig.kernel_version(tree)}"
+    except FwgenError:
         return "the kernel tree"
-    values = dict(
-        re.findall(r"^(VERSION|PATCHLEVEL|SUBLEVEL|EXTRAVERSION) = *(\S*)", makefile, re.MULTILINE)
-    )
-    if "VERSION" not in values:
-        return "the kernel tree"
-    version = ".".join(values.get(k, "") for k in ("VERSION", "PATCHLEVEL", "SUBLEVEL"))
-    return f"linux {version}{values.get('EXTRAVERSION', '')}"
 
 
 # ---- one block, start to end

@@ -194,7 +194,7 @@ def check_series(tree: Path, patch_dir: Path) -> list[PatchResult]:
     with tempfile.TemporaryDirectory(prefix="fwgen-patch-check-") as scratch:
         work = Path(scratch) / "tree"
         work.mkdir()
-        _copy_files(tree, work, set().union(*(_touched(p) for p in patches)))
+        _copy_files(tree, work, set().union(*(touched(p) for p in patches)))
         return _apply_each(work, patches)
 
 
@@ -258,7 +258,7 @@ def run_patch(work: Path, patch: Path, *, dry_run: bool = False) -> PatchResult:
     output = proc.stdout.decode("utf-8", "replace")
     if proc.returncode == 0:
         return PatchResult(patch, "ok", output, tuple(hunk_offsets(output)))
-    rejects = tuple(_rejects(work, _touched(patch)))
+    rejects = tuple(_rejects(work, touched(patch)))
     return PatchResult(patch, "failed", output, tuple(hunk_offsets(output)), rejects)
 
 
@@ -302,26 +302,40 @@ def _rejects(work: Path, touched: set[str]) -> Iterator[Reject]:
             yield Reject(rel, rej.read_bytes().decode("utf-8", "replace"))
 
 
-def _touched(patch: Path) -> set[str]:
-    """The tree-relative names (-p1) a patch file mentions in its ---/+++ lines."""
+def touched(patch: Path) -> set[str]:
+    """The tree-relative names (-p1) a patch file can create, change or remove: those of its
+    ---/+++ lines, and of git's rename and copy lines (a pure rename has no ---/+++)."""
     names: set[str] = set()
     text = patch.read_bytes().decode("utf-8", "surrogateescape")
     for line in text.splitlines():
         if line.startswith(("--- ", "+++ ")):
             rel = _strip_p1(diff_header_name(line[4:]))
-            if rel:
-                names.add(rel)
+        elif line.startswith(_GIT_NAME_LINES):
+            rel = _relative(diff_header_name(line.split(" ", 2)[2]))
+        else:
+            continue
+        if rel:
+            names.add(rel)
     return names
+
+
+# git's extended header lines that name a file without the a/ or b/ prefix.
+_GIT_NAME_LINES = ("rename from ", "rename to ", "copy from ", "copy to ")
 
 
 def _strip_p1(name: str) -> str | None:
     if name == "/dev/null" or name.startswith("/"):
         return None
-    parts = [p for p in name.split("/") if p]
-    rel = parts[1:]
-    if not rel or ".." in rel:
+    return _relative("/".join([p for p in name.split("/") if p][1:]))
+
+
+def _relative(name: str) -> str | None:
+    if name.startswith("/"):
         return None
-    return "/".join(p for p in rel if p != ".") or None
+    parts = [p for p in name.split("/") if p and p != "."]
+    if not parts or ".." in parts:
+        return None
+    return "/".join(parts)
 
 
 def _copy_files(tree: Path, dest: Path, rels: Iterable[str]) -> None:

@@ -3,15 +3,15 @@
 Buildroot downloads each source when it reaches the package, one at a time. Prefetching takes
 the list from `make show-info` (each package's files, the URLs Buildroot would try, in its
 order, with BR2_PRIMARY_SITE first, and its .hash files) and fills Buildroot's download
-directory in parallel. A file is kept only if it matches every hash its package's .hash files
-give for it; files without a known hash and non-HTTP(S)/FTP sources (git, ...) are left to
-Buildroot, which re-checks every file anyway. A prefetch failure is not fatal: Buildroot then
-tries the file itself.
+directory in parallel, with fwgen's one downloader (fwgen.download: retries, resume, stall
+guard). A file is kept only if it matches the sha256 its package's .hash files give for it;
+files without one and non-HTTP(S) sources (git, ...) are left to Buildroot, which re-checks
+every hash of every file anyway. A prefetch failure is not fatal: Buildroot then tries the
+file itself.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 import threading
 from collections.abc import Iterable, Mapping
@@ -24,13 +24,10 @@ from urllib.parse import quote
 import requests
 from tqdm import tqdm
 
-from fwgen import __version__
+from fwgen import download
 from fwgen.log import log, progress_disabled
 
-CONNECT_TIMEOUT = 20.0
-READ_TIMEOUT = 60.0
-_SCHEMES = {"http", "https", "ftp"}
-_ALGORITHMS = {"md5", "sha1", "sha224", "sha256", "sha384", "sha512"}
+_SCHEMES = {"http", "https"}
 
 
 @dataclass(frozen=True)
@@ -38,14 +35,14 @@ class Item:
     package: str
     dest: Path
     urls: tuple[str, ...]
-    hashes: tuple[tuple[str, str], ...]  # (algorithm, hex digest)
+    sha256: str
 
 
 @dataclass
 class Result:
     fetched: list[str] = field(default_factory=list)
     present: list[str] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)  # no hash or no HTTP(S)/FTP URL
+    skipped: list[str] = field(default_factory=list)  # no sha256 or no HTTP(S) URL
     failed: dict[str, str] = field(default_factory=dict)
 
 
@@ -93,43 +90,34 @@ def plan(info: Mapping[str, Any], tree: Path, dl_dir: Path) -> tuple[list[Item],
             if dest.exists():
                 result.present.append(label)
                 continue
-            hashes = [(a, h) for a, h in read_hashes(hash_files, source) if a in _ALGORITHMS]
+            sha256 = next((h for a, h in read_hashes(hash_files, source) if a == "sha256"), "")
             urls = _urls(dl.get("uris", []), source)
-            if not hashes or not urls:
+            if not sha256 or not urls:
                 result.skipped.append(label)
                 continue
-            items.append(Item(name, dest, urls, tuple(hashes)))
+            items.append(Item(name, dest, urls, sha256))
     return items, result
 
 
 def _fetch(session: requests.Session, item: Item) -> None:
     """Download `item` from its first URL that gives the right content; raise if none does."""
     item.dest.parent.mkdir(parents=True, exist_ok=True)
+    # One .part per process and thread: another build may prefetch into the same directory.
     part = item.dest.with_name(f".{item.dest.name}.{os.getpid()}.{threading.get_ident()}.part")
+    expected = download.Expected(item.dest.name, item.sha256)
     reasons = []
     for url in item.urls:
-        digests = {algo: hashlib.new(algo) for algo, _ in item.hashes}
         try:
-            with session.get(url, stream=True, timeout=(CONNECT_TIMEOUT, READ_TIMEOUT)) as r:
-                if r.status_code != 200:
-                    reasons.append(f"{url}: HTTP {r.status_code}")
-                    continue
-                with part.open("wb") as out:
-                    for chunk in r.iter_content(1 << 20):
-                        out.write(chunk)
-                        for d in digests.values():
-                            d.update(chunk)
-        except (requests.RequestException, OSError) as e:
+            download.fetch_url(session, url, expected, part, progress=False)
+        except download.UrlFailed as e:
+            reasons.append(f"{url}: {e.reason}")
+        except download.DigestMismatch:
+            reasons.append(f"{url}: wrong sha256")
+        else:
+            os.replace(part, item.dest)
+            return
+        finally:
             part.unlink(missing_ok=True)
-            reasons.append(f"{url}: {type(e).__name__}")
-            continue
-        wrong = [algo for algo, want in item.hashes if digests[algo].hexdigest() != want]
-        if wrong:
-            part.unlink(missing_ok=True)
-            reasons.append(f"{url}: wrong {', '.join(wrong)}")
-            continue
-        os.replace(part, item.dest)
-        return
     raise RuntimeError("; ".join(reasons) or "no URL")
 
 
@@ -137,7 +125,7 @@ def prefetch(info: Mapping[str, Any], tree: Path, dl_dir: Path, *, jobs: int) ->
     """Fill `dl_dir` with the sources of `info` (show-info JSON), `jobs` downloads at a time."""
     items, result = plan(info, Path(tree), Path(dl_dir))
     log.info(
-        "prefetch: %d to download, %d already there, %d left to Buildroot (git, or no hash)",
+        "prefetch: %d to download, %d already there, %d left to Buildroot (git, ftp, or no sha256)",
         len(items),
         len(result.present),
         len(result.skipped),
@@ -150,8 +138,7 @@ def prefetch(info: Mapping[str, Any], tree: Path, dl_dir: Path, *, jobs: int) ->
 
     def session() -> requests.Session:
         if not hasattr(local, "session"):
-            local.session = requests.Session()
-            local.session.headers["User-Agent"] = f"fwgen/{__version__}"
+            local.session = download.session()
             with lock:
                 sessions.append(local.session)
         return local.session

@@ -55,22 +55,6 @@ class Images:
     manifest: dict[str, Any] = field(default_factory=dict)
 
 
-def default_images_dir(board: str, variant: str) -> Path:
-    """Where a build of this board and kernel variant left its images (relative to cwd).
-
-    `fwgen build` leaves them in build/<board>-<variant>/images, `fwgen build --kernel-only`
-    in build/<board>-<variant>-kernel/images; when both exist, the newer one.
-    """
-    candidates = [
-        Path("build") / f"{board}-{variant}" / "images",
-        Path("build") / f"{board}-{variant}-kernel" / "images",
-    ]
-    built = [c for c in candidates if (c / "manifest.json").is_file()]
-    if not built:
-        return candidates[0]
-    return max(built, key=lambda c: (c / "manifest.json").stat().st_mtime_ns)
-
-
 def find_images(board: Board, directory: Path, variant: str | None = None) -> Images:
     """Check `directory` (a build's images/ or a release directory) and say what to boot;
     FwgenError naming what is missing or wrong."""
@@ -101,10 +85,12 @@ def find_images(board: Board, directory: Path, variant: str | None = None) -> Im
     chosen = str(built or variant or board.default_kernel)
     kernel_variant = board.kernel(chosen)
 
-    kernel = held("zImage")
+    kernel_image = board.buildroot.kernel_image
+    kernel = held(kernel_image)
     if kernel is None:
-        raise FwgenError(f"no kernel in {directory}: zImage is missing", build_hint)
-    check_zimage(kernel)
+        raise FwgenError(f"no kernel in {directory}: {kernel_image} is missing", build_hint)
+    if kernel_image == "zImage":
+        check_zimage(kernel)
 
     dtb = (
         held(f"{kernel_variant.device_tree}.dtb") or directory / f"{kernel_variant.device_tree}.dtb"

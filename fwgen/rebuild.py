@@ -8,8 +8,13 @@ chooses the smallest set of Buildroot targets that makes the next plain `make` c
 - Buildroot version, the kernel tarball (its headers build the toolchain), the toolchain or
   architecture options, a package removed or a package option changed: a full clean
   (Buildroot's manual: these need a complete rebuild);
-- the kernel patch series, or a kernel option of the Buildroot configuration:
-  `linux-dirclean` (the patches are applied on extraction);
+- the kernel patch series: the kernel's build directory is brought to the new series in place
+  (fwgen.kerneltree.update rewrites only the files either series touches), then
+  `linux-clean-for-rebuild`, so Kbuild recompiles only what depends on those files; this needs
+  the old series' patches (fwgen's global patch dir, when it still holds what the build
+  directory was patched with). Without them, `linux-dirclean` (the patches are applied on
+  extraction);
+- a kernel option of the Buildroot configuration: `linux-dirclean`;
 - only the kernel .config: `linux-clean-for-reconfigure` (Buildroot copies the file again,
   runs olddefconfig, and the kernel build is incremental). The kconfig stage runs with the
   toolchain Buildroot builds, so this part is decided later, by `reconfigure_kernel()`;
@@ -78,20 +83,24 @@ class Inputs:
     defconfig: dict[str, str]  # symbol -> value of the rendered defconfig
     # sha256 of the kconfig stage's .config (made after `make toolchain`); None: not yet made
     kernel_config: str | None
-    series: dict[str, str]  # patch file name -> sha256, in series order
+    # patch file name -> sha256, in series order; None: the kernel's build directory was
+    # being brought to another series (an interrupted run leaves it neither)
+    series: dict[str, str] | None
     module: str  # content hash of the module packages (.mk, Config.in, src/)
     overlays: dict[str, str]  # path in the rootfs -> "<mode> <sha256>" (merged overlays)
     board_files: str  # content hash of the post-image script and genimage configuration
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
-        data["series"] = [[name, digest] for name, digest in self.series.items()]
+        if self.series is not None:
+            data["series"] = [[name, digest] for name, digest in self.series.items()]
         return data
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Inputs:
         values = dict(data)
-        values["series"] = {name: digest for name, digest in values["series"]}
+        if values["series"] is not None:
+            values["series"] = {name: digest for name, digest in values["series"]}
         return cls(**values)
 
 
@@ -138,13 +147,16 @@ class Plan:
     fresh: bool = False  # nothing was built here before
     resume: bool = False  # the last build here did not finish
     unchanged: bool = False  # a complete build of exactly these inputs is here
+    # bring the kernel's build directory to the new series in place (before `invalidate`)
+    update_kernel_series: bool = False
 
     def describe(self) -> list[str]:
         lines = list(self.reasons)
         if self.full_clean:
             lines.append("=> full rebuild: make clean, then make")
         elif self.invalidate or self.remove_from_target:
-            steps = [*self.invalidate]
+            steps = ["new series into the kernel tree"] if self.update_kernel_series else []
+            steps += self.invalidate
             if self.remove_from_target:
                 steps.append(f"remove {len(self.remove_from_target)} file(s) from target/")
             lines.append(f"=> {', '.join(steps)}, then make")
@@ -164,6 +176,7 @@ class _Decision:
     remove: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     no_effect: list[str] = field(default_factory=list)  # changes to nothing that is built
+    update_kernel_series: bool = False
 
     def target(self, *names: str) -> None:
         for name in names:
@@ -178,13 +191,15 @@ def plan(
     clean: bool = False,
     output_exists: bool = False,
     package_files: Mapping[str, str] | None = None,
+    patched_series: Mapping[str, str] | None = None,
 ) -> Plan:
     """The smallest correct preparation for building `new` where `old` was built.
 
     `output_exists`: the output directory already holds Buildroot build results (without a
     state, fwgen cannot know what they were built from). `package_files`: path in the rootfs
     -> the package that installed it (Buildroot's packages-file-list.txt), for files removed
-    from an overlay.
+    from an overlay. `patched_series`: the series (name -> sha256, in order) whose patches are
+    at hand and that the kernel's build directory was patched with, if it was.
     """
     if clean:
         return Plan(full_clean=True, reasons=("--clean: rebuilding everything",))
@@ -201,7 +216,7 @@ def plan(
     decision = _Decision()
     _compare_versions(old.inputs, new, decision)
     _compare_defconfig(old.inputs.defconfig, new.defconfig, decision)
-    _compare_kernel(old.inputs, new, decision)
+    _compare_kernel(old.inputs, new, decision, patched_series)
     _compare_module(old.inputs, new, decision)
     _compare_rootfs(old.inputs, new, decision, package_files or {})
     resume = not old.complete
@@ -223,6 +238,7 @@ def plan(
         reasons=tuple(reasons),
         resume=resume,
         unchanged=unchanged,
+        update_kernel_series=decision.update_kernel_series,
     )
 
 
@@ -296,9 +312,28 @@ def _compare_defconfig(old: Mapping[str, str], new: Mapping[str, str], d: _Decis
             d.no_effect.append(f"{change}: changes nothing that is built")
 
 
-def _compare_kernel(old: Inputs, new: Inputs, d: _Decision) -> None:
-    if list(old.series.items()) != list(new.series.items()):  # the order matters too
-        d.notes.append(f"kernel patch series changed ({_series_change(old.series, new.series)})")
+def _compare_kernel(
+    old: Inputs, new: Inputs, d: _Decision, patched: Mapping[str, str] | None
+) -> None:
+    assert new.series is not None
+    if old.series is None:
+        d.notes.append("the kernel tree was left between two series by an interrupted run")
+        d.target("linux-dirclean", *_MODULES_DIRCLEAN)
+        return
+    if list(old.series.items()) == list(new.series.items()):  # the order matters too
+        return
+    change = f"kernel patch series changed ({_series_change(old.series, new.series)})"
+    # (A kernel option that changed too dircleans the tree: nothing to bring in place.)
+    in_place = patched is not None and "linux-dirclean" not in d.targets
+    if in_place and list(patched.items()) == list(old.series.items()):
+        d.notes.append(
+            f"{change}: the kernel's build directory is brought to the new series in place "
+            "(only the files either series touches) and rebuilt"
+        )
+        d.update_kernel_series = True
+        d.target("linux-clean-for-rebuild", *_MODULES_DIRCLEAN)
+    else:
+        d.notes.append(change)
         d.target("linux-dirclean", *_MODULES_DIRCLEAN)
 
 

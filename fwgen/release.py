@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from fwgen import __version__, fsutil, images, paths, smoke
+from fwgen import __version__, brmake, fsutil, images, layout, paths, smoke
 from fwgen.board import Board
 from fwgen.errors import FwgenError
 from fwgen.flash import BMAP, IMAGE, bmap_ranges
@@ -127,8 +127,8 @@ def kernel_config(directory: Path, manifest: dict[str, Any]) -> Path | None:
     want = kernel.get("config_sha256")
     output = directory.resolve().parent
     for candidate in (
-        output / "obj" / ".config",  # kernel-only build
-        output / "build" / f"linux-{kernel.get('version', '')}" / ".config",  # Buildroot
+        layout.KernelOnlyBuild(output).kernel_config,
+        layout.BuildrootBuild(output).kernel_tree(str(kernel.get("version", ""))) / ".config",
     ):
         if candidate.is_file() and (want is None or fsutil.sha256_file(candidate) == want):
             return candidate
@@ -198,7 +198,9 @@ def buildroot_tree(output: Path) -> Path | None:
 
 def _make(output: Path, *targets: str, log_file: Path) -> str:
     argv = ["make", "--no-print-directory", "-s", "-C", str(output), *targets]
-    result = subprocess.run(argv, capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        argv, capture_output=True, text=True, check=False, env=brmake.make_env()
+    )
     with log_file.open("a") as f:
         f.write(f"$ {shlex.join(argv)}\n{result.stderr}\n")
     if result.returncode != 0:
@@ -375,7 +377,9 @@ def readme(
     """README.txt: every command in it ("  $ ...") runs as shown from inside the release
     directory, also on a read-only copy of it (tested)."""
     kernel = manifest.get("kernel") or {}
-    dtb = f"{kernel.get('device_tree', 'vexpress-v2p-ca9')}.dtb"
+    variant = board.kernel(str(kernel.get("variant") or board.default_kernel))
+    dtb = f"{kernel.get('device_tree') or variant.device_tree}.dtb"
+    kernel_image = board.buildroot.kernel_image
     card = f"{IMAGE}.xz" in files
     arg = board.name  # the receiver names the board; see the note below for other boards
     builtin = board.source.resolve().is_relative_to(paths.boards_dir().resolve())
@@ -416,7 +420,7 @@ def readme(
         copy = '"${TMPDIR:-/tmp}/' + IMAGE + '"'
         lines += [
             f"  $ xz -dc {IMAGE}.xz > {copy}",
-            f"  $ {base} -kernel zImage -dtb {dtb} \\",
+            f"  $ {base} -kernel {kernel_image} -dtb {dtb} \\",
             f'      -drive "file=${{TMPDIR:-/tmp}}/{IMAGE},if=sd,format=raw" '
             f"-append {shlex.quote(q.sd_append)}",
             "The card is a copy in $TMPDIR: QEMU writes to it.",
@@ -424,7 +428,7 @@ def readme(
     else:
         rootfs = next((f for f in files if f.startswith("rootfs.cpio")), "rootfs.cpio.gz")
         lines += [
-            f"  $ {base} -kernel zImage -dtb {dtb} \\",
+            f"  $ {base} -kernel {kernel_image} -dtb {dtb} \\",
             f"      -initrd {rootfs} -append {shlex.quote(q.initramfs_append)}",
         ]
     lines += [

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fwgen import fsutil, qemu
+from fwgen import fsutil, layout, qemu
 from fwgen.board import SMOKE_VARIABLE_RE, Board, Smoke, SmokeCheck
 from fwgen.console import (
     CommandResult,
@@ -79,10 +79,6 @@ class SmokeReport:
         return sum(1 for r in self.results if r.status == status)
 
 
-class _Stop(Exception):
-    """Nothing more can run: the console is gone, faulted or unresponsive."""
-
-
 def variables(board: Board, images: qemu.Images) -> dict[str, str]:
     """Built-in and recipe variables for the checks, from the manifest, else the recipe."""
     kernel = images.manifest.get("kernel") or {}
@@ -111,8 +107,7 @@ def render(text: str, values: dict[str, str], *, regex: bool = False) -> str:
 
 def smoke_dir(images: Path) -> Path:
     """Where a smoke run of `images` keeps its logs: a sibling directory, `<images>-smoke`."""
-    resolved = images.resolve()
-    return resolved.parent / f"{resolved.name}-smoke"
+    return layout.smoke_results(images.resolve())
 
 
 def _as_given(images: Path, directory: Path) -> Path:

@@ -15,39 +15,26 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import os
 import re
 import shutil
 import tarfile
 import tempfile
-import time
 import urllib.parse
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import requests
-import urllib3
-from tqdm import tqdm
 
-from fwgen import __version__, fsutil
+from fwgen import fsutil
 from fwgen.board import Download
+from fwgen.download import Expected, UrlFailed, copy_local, fetch_url
+from fwgen.download import session as http_session
 from fwgen.errors import FwgenError
-from fwgen.log import log, progress_disabled
+from fwgen.log import log
 from fwgen.paths import cache_dir
 
-# Tunables; module constants so tests can make them small.
-CHUNK_SIZE = 1 << 20
-CONNECT_TIMEOUT = 20.0  # seconds to establish a connection
-READ_TIMEOUT = 30.0  # seconds without a single byte from the server
-LOW_SPEED_LIMIT = 1024  # bytes/s: slower than this for LOW_SPEED_TIME seconds is a stall
-LOW_SPEED_TIME = 60.0
-ATTEMPTS = 4  # per URL, for failures worth retrying
-BACKOFF = 1.0  # first delay between attempts; doubles each time
-BACKOFF_MAX = 30.0
-
-_RETRY_STATUS = {408, 425, 429}
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"", "0", "false", "no", "off"}
 
@@ -76,8 +63,7 @@ def fetch(
     all_mirrors = mirror_list(mirrors)
     if is_offline(offline) and not all_mirrors:
         return _from_cache_only(downloads)
-    with requests.Session() as session:
-        session.headers["User-Agent"] = f"fwgen/{__version__}"
+    with http_session() as session:
         return [
             _fetch_one(session, d, all_mirrors, mirrors_only=is_offline(offline)) for d in downloads
         ]
@@ -167,15 +153,6 @@ def _missing_hint() -> str:
 # --- one download ----------------------------------------------------------------------------
 
 
-class _UrlFailed(Exception):
-    """This URL failed; `retry` says whether trying it again may help."""
-
-    def __init__(self, reason: str, *, retry: bool) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.retry = retry
-
-
 def _fetch_one(
     session: requests.Session,
     download: Download,
@@ -192,12 +169,13 @@ def _fetch_one(
         failures: list[tuple[str, str]] = []
         for url in _candidate_urls(download, mirrors, mirrors_only=mirrors_only):
             log.info(f"{download.file}: downloading {url}")
+            expected = Expected(download.file, download.sha256)
             try:
                 if (path := local_path(url)) is not None:
-                    _copy_local(path, url, download, _part_path(final))
+                    copy_local(path, url, expected, _part_path(final))
                 else:
-                    _download_with_retries(session, url, download, _part_path(final))
-            except _UrlFailed as e:
+                    fetch_url(session, url, expected, _part_path(final))
+            except UrlFailed as e:
                 failures.append((url, e.reason))
                 continue
             os.replace(_part_path(final), final)
@@ -207,20 +185,6 @@ def _fetch_one(
     if mirrors_only:
         message = "offline: only the cache and the mirror(s) were tried.\n" + message
     raise FwgenError(message, _failures_hint(download))
-
-
-def _copy_local(path: Path, url: str, download: Download, part: Path) -> None:
-    """A file:// mirror: copy the file into `part`, hashing it; the same checks as a download."""
-    try:
-        source = path.open("rb")
-    except OSError as e:
-        raise _UrlFailed(e.strerror or str(e), retry=False) from None
-    digest = hashlib.sha256()
-    with source, part.open("wb") as out:
-        while chunk := source.read(CHUNK_SIZE):
-            out.write(chunk)
-            digest.update(chunk)
-    _check_digest(download, url, part, digest.hexdigest(), resumed=False)
 
 
 def _part_path(final: Path) -> Path:
@@ -251,205 +215,6 @@ def _failures_hint(download: Download) -> str:
     return (
         "check the network (and proxy settings), or give a mirror with --mirror / FWGEN_MIRROR, "
         f"or put the file into {download_dir()}/ yourself (sha256 {download.sha256})"
-    )
-
-
-def _download_with_retries(
-    session: requests.Session, url: str, download: Download, part: Path
-) -> None:
-    for attempt in range(1, ATTEMPTS + 1):
-        try:
-            _attempt(session, url, download, part)
-            return
-        except _UrlFailed as e:
-            if not e.retry or attempt == ATTEMPTS:
-                if e.retry:
-                    e.reason += f" (gave up after {ATTEMPTS} attempts)"
-                raise
-            delay = min(BACKOFF * 2 ** (attempt - 1), BACKOFF_MAX)
-            log.warning(
-                f"{url}: {e.reason}; retrying in {delay:.1f}s (attempt {attempt + 1}/{ATTEMPTS})"
-            )
-            time.sleep(delay)
-
-
-def _attempt(session: requests.Session, url: str, download: Download, part: Path) -> None:
-    """One request for `url`, continuing `part` if it exists; returns once `part` verifies."""
-    start = 0
-    try:
-        offset = part.stat().st_size if part.exists() else 0
-        digest = fsutil.sha256_digest(part) if offset else hashlib.sha256()
-        with _request(session, url, offset) as response:
-            if response.status_code == 416 and offset:
-                _range_not_satisfiable(download, part, digest)
-                return
-            start = _start_offset(response, url, part, offset)
-            if start != offset:
-                digest = hashlib.sha256()
-            _receive(response, download, part, start, digest)
-    except requests.exceptions.ConnectTimeout:
-        raise _UrlFailed(f"connect timed out after {CONNECT_TIMEOUT:g}s", retry=True) from None
-    except (requests.exceptions.ReadTimeout, urllib3.exceptions.ReadTimeoutError):
-        raise _UrlFailed(f"read timed out: no data for {READ_TIMEOUT:g}s", retry=True) from None
-    except (requests.exceptions.InvalidSchema, requests.exceptions.InvalidURL) as e:
-        raise _UrlFailed(f"unsupported URL: {e}", retry=False) from None
-    except requests.exceptions.TooManyRedirects as e:
-        raise _UrlFailed(str(e), retry=False) from None
-    except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError) as e:
-        raise _UrlFailed(_describe(e), retry=True) from None
-    except OSError as e:  # after requests' errors, which are OSErrors too: this is the disk
-        raise FwgenError(
-            f"cannot write {part}: {e.strerror or e}",
-            f"make room or fix permissions in {part.parent}, or set FWGEN_CACHE_DIR elsewhere",
-        ) from None
-    _check_digest(download, url, part, digest.hexdigest(), resumed=start > 0)
-
-
-def _range_not_satisfiable(download: Download, part: Path, digest: Any) -> None:
-    # The .part may already be whole (interrupted between the last byte and the rename).
-    if digest.hexdigest() == download.sha256:
-        return
-    part.unlink()
-    raise _UrlFailed("the server refused to resume (HTTP 416); starting over", retry=True)
-
-
-@contextlib.contextmanager
-def _request(session: requests.Session, url: str, offset: int) -> Iterator[requests.Response]:
-    # identity: the sha256 is of the bytes as stored, so no transparent (de)compression.
-    headers = {"Accept-Encoding": "identity"}
-    if offset:
-        headers["Range"] = f"bytes={offset}-"
-    response = session.get(
-        url, headers=headers, stream=True, timeout=(CONNECT_TIMEOUT, READ_TIMEOUT)
-    )
-    try:
-        yield response
-    finally:
-        response.close()
-
-
-def _start_offset(response: requests.Response, url: str, part: Path, offset: int) -> int:
-    """Where the body of `response` starts in the file; the .part is cut to match."""
-    status = response.status_code
-    if status == 206:
-        start = _content_range_start(response.headers.get("Content-Range", ""))
-        if start != offset:
-            part.unlink(missing_ok=True)
-            raise _UrlFailed(
-                f"asked for bytes from {offset}, got Content-Range "
-                f"{response.headers.get('Content-Range')!r}; starting over",
-                retry=True,
-            )
-        return offset
-    if status == 200:
-        if offset:
-            log.info(f"{url}: the server ignored the resume request; starting over")
-        part.unlink(missing_ok=True)
-        return 0
-    reason = f"HTTP {status} {response.reason or ''}".rstrip()
-    raise _UrlFailed(reason, retry=status >= 500 or status in _RETRY_STATUS)
-
-
-def _content_range_start(value: str) -> int | None:
-    match = re.match(r"^\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*$", value)
-    return int(match.group(1)) if match else None
-
-
-def _receive(
-    response: requests.Response, download: Download, part: Path, offset: int, digest: Any
-) -> None:
-    """Append the body to `part`, hashing as it goes; a short body is a retryable failure."""
-    length = response.headers.get("Content-Length")
-    expected = int(length) if length and length.isdigit() else None
-    got = 0
-    with (
-        _progress(download.file, offset, expected) as bar,
-        part.open("ab") as out,
-    ):
-        stall = _StallGuard()
-        for chunk in _chunks(response.raw):
-            out.write(chunk)
-            digest.update(chunk)
-            got += len(chunk)
-            bar.update(len(chunk))
-            stall.feed(len(chunk))
-    if expected is not None and got < expected:
-        raise _UrlFailed(f"short body: got {got} of {expected} bytes", retry=True)
-
-
-def _chunks(raw: Any) -> Iterator[bytes]:
-    # read1 returns what has arrived instead of waiting for a full chunk, so a server that
-    # drips bytes is noticed by the stall guard (urllib3 >= 2.3; older ones block per chunk).
-    read = getattr(raw, "read1", None) or raw.read
-    while True:
-        chunk = read(CHUNK_SIZE, decode_content=False)
-        if not chunk:
-            return
-        yield chunk
-
-
-class _StallGuard:
-    """Fails a transfer slower than LOW_SPEED_LIMIT bytes/s for LOW_SPEED_TIME seconds.
-
-    The socket timeout alone never fires for a server that sends one byte just often enough.
-    """
-
-    def __init__(self) -> None:
-        self.since = time.monotonic()
-        self.bytes = 0
-
-    def feed(self, n: int) -> None:
-        self.bytes += n
-        elapsed = time.monotonic() - self.since
-        if elapsed < LOW_SPEED_TIME:
-            return
-        if self.bytes < LOW_SPEED_LIMIT * elapsed:
-            raise _UrlFailed(
-                f"stalled: {self.bytes} bytes in {elapsed:.1f}s "
-                f"(below {LOW_SPEED_LIMIT} bytes/s for {LOW_SPEED_TIME:g}s)",
-                retry=True,
-            )
-        self.since, self.bytes = time.monotonic(), 0
-
-
-def _check_digest(download: Download, url: str, part: Path, actual: str, *, resumed: bool) -> None:
-    if actual == download.sha256:
-        return
-    part.unlink()
-    if resumed:
-        # The bytes kept from an earlier attempt may be what is wrong: once more from zero.
-        raise _UrlFailed("the resumed download does not verify; starting over", retry=True)
-    raise FwgenError(
-        f"sha256 mismatch for {download.file} downloaded from {url}:\n"
-        f"  expected {download.sha256}\n"
-        f"  actual   {actual}",
-        "the server sent different content under this name (a broken mirror, a captive "
-        "portal, or tampering); nothing was kept. Check the URL or use another mirror",
-    )
-
-
-def _describe(e: BaseException) -> str:
-    """A one-line reason from a requests/urllib3 error (their messages nest several layers)."""
-    text = str(e)
-    if m := re.search(r"IncompleteRead\((\d+) bytes read, (\d+) more expected\)", text):
-        return f"short body: connection closed after {m[1]} bytes, {m[2]} more expected"
-    if m := re.search(r"\[Errno -?\d+\] ([^'\")\]]+)", text):
-        return f"connection failed: {m[1].strip()}"
-    if m := re.search(r"(\w+Error)\(\d+, '([^']+)'\)", text):
-        return f"connection failed: {m[2]} ({m[1]})"
-    return f"connection failed: {text or type(e).__name__}"
-
-
-def _progress(name: str, offset: int, length: int | None) -> tqdm:
-    return tqdm(
-        desc=name,
-        total=offset + length if length is not None else None,
-        initial=offset,
-        unit="B",
-        unit_scale=True,
-        unit_divisor=1024,
-        miniters=1,
-        disable=progress_disabled(),
     )
 
 

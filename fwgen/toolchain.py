@@ -16,6 +16,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from fwgen import layout
 from fwgen.errors import FwgenError
 
 PATH_PREFIXES = ("arm-linux-gnueabi-", "arm-linux-gnueabihf-")
@@ -36,10 +37,11 @@ class Toolchain:
         return f"{self.prefix}gcc"
 
 
-def _gcc_version(gcc: str) -> str | None:
+def gcc_version(gcc: str) -> str | None:
+    """The first line of `gcc --version`; None when it cannot be run."""
     try:
         out = subprocess.run([gcc, "--version"], capture_output=True, text=True, timeout=30)
-    except OSError:
+    except (OSError, subprocess.SubprocessError):
         return None
     if out.returncode != 0 or not out.stdout:
         return None
@@ -50,12 +52,14 @@ def _usable(prefix: str) -> str | None:
     gcc = f"{prefix}gcc"
     if "/" not in gcc and not shutil.which(gcc):
         return None
-    return _gcc_version(gcc)
+    return gcc_version(gcc)
 
 
 def buildroot_toolchain(build_dir: Path) -> str | None:
     """The CROSS_COMPILE prefix of a Buildroot output dir's host toolchain, if it has one."""
-    for gcc in sorted((build_dir / "host" / "bin").glob("arm-*-linux-gnueabi*-gcc")):
+    for gcc in sorted(
+        (layout.BuildrootBuild(build_dir).host / "bin").glob("arm-*-linux-gnueabi*-gcc")
+    ):
         return str(gcc)[: -len("gcc")]
     return None
 

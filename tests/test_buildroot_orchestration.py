@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -148,30 +149,110 @@ def test_damaged_images_are_not_up_to_date(data, tmp_path, capsys):
     (_out(tmp_path) / "images" / "zImage").write_text("damaged\n")
     capsys.readouterr()
     assert _build() == 0
-    assert _calls(tmp_path)[4:] == ["defconfig", "show-info", "toolchain", "all"]
+    # The toolchain is built and the packages are the same: make show-info's answer is reused.
+    assert _calls(tmp_path)[4:] == ["defconfig", "all"]
     err = capsys.readouterr().err
     assert "up to date" not in err and "kernel .config unchanged" in err
+    assert "toolchain: built by the last complete build here (no make toolchain)" in err
     assert images.verify(_out(tmp_path) / "images") == []
 
 
-def test_a_changed_patch_dircleans_linux_and_the_module(data, tmp_path, capsys):
+def test_show_info_is_asked_again_when_what_it_reads_changed(data, tmp_path):
     assert _build() == 0
+    (data / "br2-external" / "package" / "usermodehelper-demo" / "src" / "extra.h").write_text(
+        "/* new */\n"
+    )
+    assert _build() == 0
+    assert _calls(tmp_path)[4:] == [
+        "defconfig",
+        "usermodehelper-demo-dirclean",
+        "myevent-source-dirclean",
+        "show-info",
+        "all",
+    ]
+
+
+def _edit_patch(data: Path, new: str) -> None:
     patch = data / "br2-external" / "patches" / "linux" / "4.0" / "0001-test.patch"
-    patch.write_text(patch.read_text().replace("-test", "-test2"))
+    patch.write_text(patch.read_text().replace("= -test", f"= {new}"))
+
+
+def test_a_changed_patch_is_brought_into_the_kept_kernel_tree(data, tmp_path, capsys):
+    assert _build() == 0
+    tree = _out(tmp_path) / "build" / "linux-4.0"
+    assert "EXTRAVERSION = -test\n" in (tree / "Makefile").read_text()
+    kconfig_mtime = (tree / "Kconfig").stat().st_mtime_ns
+    _edit_patch(data, "-test2")
     capsys.readouterr()
     assert _build() == 0
     assert _calls(tmp_path)[4:] == [
         "defconfig",
-        "linux-dirclean",
+        "linux-clean-for-rebuild",
         "usermodehelper-demo-dirclean",
         "myevent-source-dirclean",
-        "show-info",
-        "toolchain",
         "all",
     ]
-    assert "kernel patch series changed (changed 0001-test.patch)" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "kernel patch series changed (changed 0001-test.patch): the kernel's build " in err
+    assert "files that differ from the last build's tree: Makefile" in err
+    # Rewritten where the series changed it, left alone elsewhere; not extracted again.
+    assert "EXTRAVERSION = -test2\n" in (tree / "Makefile").read_text()
+    assert (tree / "Kconfig").stat().st_mtime_ns == kconfig_mtime
     log = (_out(tmp_path) / "fwgen" / "build.log").read_text()
     assert ">>> linux 4.0 Building" in log and ">>> busybox" not in log
+    assert ">>> linux 4.0 Extracting" in log and "fake: linux extracting" in log
+    state = rebuild.load_state(_out(tmp_path) / "fwgen" / "state.json")
+    assert state is not None and state.complete and state.inputs.series is not None
+
+
+def test_without_the_old_series_the_kernel_is_dircleaned(data, tmp_path, capsys):
+    assert _build() == 0
+    # The copy Buildroot applied is gone: fwgen cannot know what the tree holds.
+    shutil.rmtree(_out(tmp_path) / "fwgen" / "global-patch-dir" / "linux" / "4.0")
+    _edit_patch(data, "-test2")
+    capsys.readouterr()
+    assert _build() == 0
+    assert _calls(tmp_path)[4:6] == ["defconfig", "linux-dirclean"]
+    assert "kernel patch series changed (changed 0001-test.patch)\n" in capsys.readouterr().err
+    tree = _out(tmp_path) / "build" / "linux-4.0"
+    assert "EXTRAVERSION = -test2\n" in (tree / "Makefile").read_text()
+
+
+def test_a_series_that_does_not_apply_leaves_the_kept_tree_and_its_record(data, tmp_path):
+    assert _build() == 0
+    patch = data / "br2-external" / "patches" / "linux" / "4.0" / "0001-test.patch"
+    good = patch.read_text()
+    patch.write_text(good.replace(" SUBLEVEL = 0\n", " SUBLEVEL = 9\n"))  # context not there
+    assert _build() == 2
+    tree = _out(tmp_path) / "build" / "linux-4.0"
+    assert "EXTRAVERSION = -test\n" in (tree / "Makefile").read_text()
+    patch.write_text(good.replace("= -test", "= -test2"))
+    assert _build() == 0
+    calls = _calls(tmp_path)
+    assert "linux-dirclean" not in calls and "linux-clean-for-rebuild" in calls
+    assert "EXTRAVERSION = -test2\n" in (tree / "Makefile").read_text()
+
+
+def test_a_run_interrupted_between_two_series_dircleans_the_kernel_next(
+    data, tmp_path, monkeypatch, capsys
+):
+    assert _build() == 0
+
+    def interrupted(*args, before_change, **kwargs):
+        before_change()  # the new series applies: the first file is about to change
+        raise KeyboardInterrupt
+
+    _edit_patch(data, "-test2")
+    with monkeypatch.context() as m:
+        m.setattr(buildroot.kerneltree, "update", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            buildroot.build(buildroot.BuildOptions(board=BOARD))
+    # Even with the series the tree had before: the tree may hold part of another one.
+    _edit_patch(data, "-test")
+    capsys.readouterr()
+    assert _build() == 0
+    assert _calls(tmp_path)[4:6] == ["defconfig", "linux-dirclean"]
+    assert "left between two series by an interrupted run" in capsys.readouterr().err
 
 
 def test_a_changed_fragment_reconfigures_the_kernel(data, tmp_path):
@@ -186,8 +267,6 @@ def test_a_changed_fragment_reconfigures_the_kernel(data, tmp_path):
     assert _calls(tmp_path)[:4] == ["defconfig", "show-info", "toolchain", "all"]
     assert _calls(tmp_path)[4:] == [
         "defconfig",
-        "show-info",
-        "toolchain",
         "linux-clean-for-reconfigure",
         "usermodehelper-demo-dirclean",
         "myevent-source-dirclean",
@@ -203,13 +282,14 @@ def test_a_removed_overlay_file_leaves_the_target(data, tmp_path):
     (data / "overlays" / "common" / "usr" / "bin" / "bye").unlink()
     assert _build() == 0
     assert not (target / "bye").exists() and (target / "hello").exists()
-    assert _calls(tmp_path)[-4:] == ["defconfig", "show-info", "toolchain", "all"]
+    assert _calls(tmp_path)[4:] == ["defconfig", "all"]
 
 
 def test_clean_rebuilds_everything(data, tmp_path):
     assert _build() == 0
     assert _build("--clean") == 0
-    assert _calls(tmp_path)[4:] == ["defconfig", "clean", "show-info", "toolchain", "all"]
+    # The packages are the same (show-info's answer is reused); the toolchain is built again.
+    assert _calls(tmp_path)[4:] == ["defconfig", "clean", "toolchain", "all"]
     log = (_out(tmp_path) / "fwgen" / "build.log").read_text()
     assert ">>> host-tar 1.35 Extracting" in log
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
 
-from fwgen import __version__
+from fwgen import __version__, log
 from fwgen.cli import main
 
 
@@ -64,3 +65,16 @@ def test_ctrl_c_exits_130(monkeypatch, capsys):
 
     monkeypatch.setattr(boards, "run", interrupted)
     assert main(["boards"]) == 130
+
+
+def test_log_messages_go_to_the_stderr_of_the_moment(monkeypatch):
+    # A CLI run configures logging; a later caller (another test's capture) replaces stderr
+    # and may close the old stream: messages follow the replacement.
+    first = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", first)
+    log.configure()
+    first.close()
+    second = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", second)
+    log.log.info("after the swap")
+    assert second.getvalue() == "after the swap\n"

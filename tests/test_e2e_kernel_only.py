@@ -15,6 +15,8 @@ import pytest
 from fwgen import fingerprint, images, qemu, smoke
 from fwgen.board import load_board
 from fwgen.cli import main
+from fwgen.kernel import KbuildRunner
+from fwgen.toolchain import find as find_toolchain
 from tests.rootfs import qemu_pids
 
 pytestmark = pytest.mark.e2e
@@ -64,6 +66,25 @@ def test_unpatched_kernel_fails_exactly_the_feature_checks(kernel_builds, varian
     assert _failed(report) == FEATURE_CHECKS, "\n".join(
         smoke.format_result(r) for r in report.results
     )
+
+
+@pytest.mark.parametrize("variant", ["6.1", "4.0"])
+def test_kbuild_with_nothing_changed_compiles_nothing(kernel_builds, variant):
+    # Kbuild rebuilds an object whose recorded command differs from the new one; linux-4.0
+    # records a '#' so that GNU make 4.3 reads back another command (every object, every
+    # time) unless the series' kbuild fix is in. The kept tree's make, nothing changed:
+    work = kernel_builds(variant).parent
+    board = load_board("vexpress")
+    runner = KbuildRunner(
+        work / "src", work / "obj", board.arch, find_toolchain(None), 2, work / "nothing.log"
+    )
+    runner.make("zImage", "modules")
+    compiled = [
+        line
+        for line in (work / "nothing.log").read_text().splitlines()
+        if line.startswith(("  CC ", "  AS "))
+    ]
+    assert compiled == []
 
 
 def test_images_layout_manifest_and_checksums(kernel_builds, linux61_src):

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 import fwgen.commands.fetch as fetch_command
-from fwgen import paths, sources
+from fwgen import download, paths
 from fwgen.board import Board, load_board
 from fwgen.cli import main
 from tests.test_sources_server import FaultServer, running
@@ -25,8 +25,8 @@ LINUX = "linux-4.0.tar.xz"
 
 @pytest.fixture(autouse=True)
 def fast(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(sources, "BACKOFF", 0.01)
-    monkeypatch.setattr(sources, "ATTEMPTS", 2)
+    monkeypatch.setattr(download, "BACKOFF", 0.01)
+    monkeypatch.setattr(download, "ATTEMPTS", 2)
     for var in ("NO_PROXY", "no_proxy"):
         monkeypatch.setenv(var, "127.0.0.1,localhost")
 

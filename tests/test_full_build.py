@@ -361,8 +361,10 @@ def test_rebuild_planner_on_the_real_build(work, recipe, stocked, mirror_url):
         )
     text = _build(work, recipe, stocked, mirror_url, "4.0", "rebuild-patch")
     assert "kernel patch series changed" in text
+    assert "brought to the new series in place" in text
     built = _steps(build_log)
     assert ("linux", "Building") in built
+    assert ("linux", "Extracting") not in built  # the kept tree, not a new one
     assert ("usermodehelper-demo", "Building") in built
     assert ("myevent-source", "Building") in built
     assert not {

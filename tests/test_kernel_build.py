@@ -3,6 +3,8 @@ compiler; the patched tree itself: test_kerneltree.py)."""
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 
 from fwgen import fingerprint, kernel, modules
@@ -121,6 +123,56 @@ def test_any_other_input_changed_is_an_incremental_build_naming_it(key):
 def test_an_unfinished_build_is_never_up_to_date():
     # The state of a build that has not finished its images holds no "outputs".
     assert decide(STATE, dict(BUILT), _never).action == kernel.INCREMENTAL
+
+
+# --- the kernel .config kept as it is -------------------------------------------------------
+
+
+def _config_case(tmp_path, text="CONFIG_SYSCTL=y\n"):
+    config = tmp_path / ".config"
+    config.write_text(text)
+    return config, {**BUILT, "config": hashlib.sha256(text.encode()).hexdigest()}
+
+
+@pytest.mark.parametrize(
+    ("rewritten", "why"),
+    [
+        ([], "its inputs are unchanged"),
+        (["init/main.c"], "the series changed no Kconfig file, defconfig or the kernel Makefile"),
+    ],
+)
+def test_the_last_config_is_kept_when_nothing_it_is_made_from_changed(tmp_path, rewritten, why):
+    config, previous = _config_case(tmp_path)
+    assert kernel.config_kept(previous, BUILT, rewritten, config) == why
+
+
+@pytest.mark.parametrize(
+    "rewritten",
+    [
+        ["init/Kconfig"],
+        ["drivers/misc/Kconfig.debug"],
+        ["arch/arm/configs/vexpress_defconfig"],
+        ["scripts/kconfig/conf.c"],
+        ["Makefile"],
+        None,  # a fresh tree
+    ],
+)
+def test_a_change_to_what_kconfig_reads_makes_the_config_again(tmp_path, rewritten):
+    config, previous = _config_case(tmp_path)
+    assert kernel.config_kept(previous, BUILT, rewritten, config) is None
+
+
+def test_a_changed_configuration_input_or_config_file_makes_the_config_again(tmp_path):
+    config, previous = _config_case(tmp_path)
+    changed = {**OUTPUTS, "kernel configuration": {"defconfig": "other_defconfig"}}
+    assert kernel.config_kept(previous, {**BUILT, "outputs": changed}, [], config) is None
+    config.write_text("CONFIG_SYSCTL=n\n")  # the .config edited since the last build
+    assert kernel.config_kept(previous, BUILT, [], config) is None
+    config.unlink()
+    assert kernel.config_kept(previous, BUILT, [], config) is None
+    # A build that did not finish recorded no .config; neither did a first build.
+    assert kernel.config_kept(STATE, BUILT, [], config) is None
+    assert kernel.config_kept(None, BUILT, [], config) is None
 
 
 def test_the_other_inputs_follow_overlays_modules_and_the_recipe(tmp_path, monkeypatch):

@@ -81,6 +81,7 @@ def test_a_one_line_patch_edit_rebuilds_only_what_depends_on_it(
         images = build()
         obj = images.parent / "obj"
         before = _objects(obj)
+        config_stamp = (obj / ".config").stat().st_mtime_ns
         (patch,) = [p for p in series.glob("*.patch") if MESSAGE in p.read_text()]
         patch.write_text(patch.read_text().replace(MESSAGE, EDITED))
 
@@ -89,6 +90,9 @@ def test_a_one_line_patch_edit_rebuilds_only_what_depends_on_it(
         assert re.search(
             r"files that differ from the last build's tree: init/main.c$", caplog.text, re.M
         )
+        # Nothing Kconfig reads changed: the .config is kept, not made again.
+        assert "kernel .config: kept (the series changed no Kconfig file" in caplog.text
+        assert (obj / ".config").stat().st_mtime_ns == config_stamp
         after = _objects(obj)
         rebuilt = sorted(str(p.relative_to(obj)) for p in after if before.get(p) != after[p])
         print(f"objects: {len(before)}; rebuilt after the edit: {len(rebuilt)}: {rebuilt}")

@@ -617,7 +617,7 @@ def test_cli_import_writes_into_output_dir(tmp_path, capsys):
     assert main(["patch", "import", str(SEED), "-o", str(out), "--kernel-src", str(tree)]) == 0
     printed = capsys.readouterr().out
     assert "files: init/main.c, include/linux/sysctl.h, kernel/sysctl.c" in printed
-    assert "checked: applies to linux 4.0." in printed
+    assert "checked: applies to linux 4.0 with patch -p1 -F0" in printed
     assert [p.name for p in out.iterdir()] == ["0001-Import-seed-mykthread.md.patch"]
     plain = tmp_path / "plain.patch"
     plain.write_text(

@@ -95,6 +95,46 @@ def test_changed_series_dircleans_the_kernel_and_the_module():
     assert "added 0003-c.patch; changed 0002-b.patch" in plan.reasons[0]
 
 
+def test_a_changed_series_goes_into_the_kept_kernel_tree_when_its_old_series_is_at_hand():
+    series = {"0001-a.patch": "1" * 64, "0002-b.patch": "3" * 64}
+    plan = _plan(_with(series=series), patched_series=dict(BASE.series))
+    assert plan.update_kernel_series
+    assert plan.invalidate == ("linux-clean-for-rebuild", *MODULES)
+    assert "brought to the new series in place" in plan.reasons[0]
+    assert plan.describe()[-1].startswith("=> new series into the kernel tree, linux-clean-")
+
+
+@pytest.mark.parametrize(
+    "patched",
+    [
+        None,  # no patched tree, or no copy of its series
+        {"0001-a.patch": "1" * 64},  # the copy is not the recorded series
+        dict(reversed(list(BASE.series.items()))),
+    ],
+)
+def test_without_the_recorded_series_at_hand_the_kernel_is_dircleaned(patched):
+    plan = _plan(_with(series={}), patched_series=patched)
+    assert not plan.update_kernel_series
+    assert plan.invalidate == KERNEL_AND_MODULES
+
+
+def test_a_kernel_option_changed_with_the_series_dircleans_without_updating():
+    new = dataclasses.replace(
+        _defconfig(BR2_LINUX_KERNEL_INTREE_DTS_NAME='"vexpress-v2p-ca15"'), series={}
+    )
+    plan = _plan(new, patched_series=dict(BASE.series))
+    assert not plan.update_kernel_series
+    assert plan.invalidate == KERNEL_AND_MODULES
+    assert not any("in place" in reason for reason in plan.reasons)
+
+
+def test_a_tree_left_between_two_series_is_dircleaned_even_for_the_old_series():
+    plan = _plan(BASE, old=_with(series=None), complete=False, patched_series=dict(BASE.series))
+    assert not plan.update_kernel_series
+    assert plan.invalidate == KERNEL_AND_MODULES
+    assert "left between two series by an interrupted run" in " ".join(plan.reasons)
+
+
 def test_a_reordered_series_counts_as_a_change():
     reordered = dict(reversed(list(BASE.series.items())))
     plan = _plan(_with(series=reordered))
@@ -276,6 +316,9 @@ def test_state_round_trip(tmp_path):
     assert loaded == State(BASE, complete=False)
     # The series order survives the round trip.
     assert list(loaded.inputs.series) == ["0001-a.patch", "0002-b.patch"]
+    between = State(_with(series=None), complete=False)
+    path.write_text(json.dumps(between.to_json()))
+    assert rebuild.load_state(path) == between
 
 
 @pytest.mark.parametrize("text", ["", "{", "[]", '{"version": 99}', '{"version": 1}'])

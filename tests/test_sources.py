@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from fwgen import paths, sources
+from fwgen import download, paths, sources
 from fwgen.board import Download
 from fwgen.errors import FwgenError
 from tests.test_sources_server import FaultServer, Reply, running
@@ -34,12 +34,12 @@ NAME = "pkg-1.0.tar.xz"
 @pytest.fixture(autouse=True)
 def fast(monkeypatch: pytest.MonkeyPatch) -> None:
     """Small backoff and timeouts; loopback never goes through a proxy."""
-    monkeypatch.setattr(sources, "BACKOFF", 0.01)
-    monkeypatch.setattr(sources, "BACKOFF_MAX", 0.05)
-    monkeypatch.setattr(sources, "CONNECT_TIMEOUT", 5.0)
-    monkeypatch.setattr(sources, "READ_TIMEOUT", 5.0)
-    monkeypatch.setattr(sources, "ATTEMPTS", 3)
-    monkeypatch.setattr(sources, "CHUNK_SIZE", 64 * 1024)
+    monkeypatch.setattr(download, "BACKOFF", 0.01)
+    monkeypatch.setattr(download, "BACKOFF_MAX", 0.05)
+    monkeypatch.setattr(download, "CONNECT_TIMEOUT", 5.0)
+    monkeypatch.setattr(download, "READ_TIMEOUT", 5.0)
+    monkeypatch.setattr(download, "ATTEMPTS", 3)
+    monkeypatch.setattr(download, "CHUNK_SIZE", 64 * 1024)
     for var in ("NO_PROXY", "no_proxy"):
         monkeypatch.setenv(var, "127.0.0.1,localhost")
 
@@ -156,8 +156,8 @@ def test_404_and_403_are_not_retried_the_next_url_is_used(server: FaultServer, s
 def test_drip_slower_than_read_timeout_times_out_and_next_url_is_used(
     server: FaultServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(sources, "READ_TIMEOUT", 0.2)
-    monkeypatch.setattr(sources, "ATTEMPTS", 2)
+    monkeypatch.setattr(download, "READ_TIMEOUT", 0.2)
+    monkeypatch.setattr(download, "ATTEMPTS", 2)
     drip = server.route("/drip/" + NAME, DATA, default=Reply("drip", interval=0.6))
     good = server.route("/b/" + NAME, DATA)
     assert_verified(sources.fetch([pin(drip, good)])[0])
@@ -167,8 +167,8 @@ def test_drip_slower_than_read_timeout_times_out_and_next_url_is_used(
 def test_drip_alone_ends_in_a_read_timeout_error(
     server: FaultServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(sources, "READ_TIMEOUT", 0.2)
-    monkeypatch.setattr(sources, "ATTEMPTS", 2)
+    monkeypatch.setattr(download, "READ_TIMEOUT", 0.2)
+    monkeypatch.setattr(download, "ATTEMPTS", 2)
     drip = server.route("/drip/" + NAME, DATA, default=Reply("drip", interval=0.6))
     with pytest.raises(FwgenError) as e:
         sources.fetch([pin(drip)])
@@ -180,9 +180,9 @@ def test_drip_just_inside_the_read_timeout_is_caught_as_a_stall(
     server: FaultServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # One byte every 20 ms never trips a 5 s socket timeout; the low-speed guard catches it.
-    monkeypatch.setattr(sources, "LOW_SPEED_TIME", 0.3)
-    monkeypatch.setattr(sources, "LOW_SPEED_LIMIT", 10_000)
-    monkeypatch.setattr(sources, "ATTEMPTS", 2)
+    monkeypatch.setattr(download, "LOW_SPEED_TIME", 0.3)
+    monkeypatch.setattr(download, "LOW_SPEED_LIMIT", 10_000)
+    monkeypatch.setattr(download, "ATTEMPTS", 2)
     drip = server.route("/drip/" + NAME, DATA, default=Reply("drip", interval=0.02))
     good = server.route("/b/" + NAME, DATA)
     with pytest.raises(FwgenError) as e:
@@ -256,7 +256,7 @@ def test_sha256_mismatch_names_everything_and_keeps_nothing(server: FaultServer)
 def test_every_url_failing_lists_each_with_its_reason(
     server: FaultServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(sources, "ATTEMPTS", 2)
+    monkeypatch.setattr(download, "ATTEMPTS", 2)
     gone = server.route("/gone/" + NAME, DATA, default=Reply("status", status=404))
     broken = server.route("/broken/" + NAME, DATA, default=Reply("status", status=500))
     refused = f"http://127.0.0.1:{free_port()}/{NAME}"
@@ -453,7 +453,7 @@ def test_an_unwritable_part_file_is_a_user_error(server: FaultServer) -> None:
 def test_progress_bar_when_enabled(
     server: FaultServer, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:
-    monkeypatch.setattr(sources, "progress_disabled", lambda: False)
+    monkeypatch.setattr(download, "progress_disabled", lambda: False)
     url = server.route("/a/" + NAME, DATA, Reply("short", after=300_000))
     assert_verified(sources.fetch([pin(url)])[0])
     err = capsys.readouterr().err

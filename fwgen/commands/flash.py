@@ -7,9 +7,8 @@ from pathlib import Path
 
 from fwgen import checks, flash, images
 from fwgen.commands import board_from_args
-from fwgen.commands.smoke import add_image_arguments
+from fwgen.commands.smoke import add_image_arguments, images_dir_from_args
 from fwgen.errors import FwgenError
-from fwgen.qemu import default_images_dir
 
 NAME = "flash"
 HELP = "write the SD card image to a card or a file (bmaptool with the .bmap; safety checks)"
@@ -38,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     board.kernel(args.kernel)
     if args.images is not None:
         checks.existing(args.images, "--images", "images directory or release directory")
-    directory = args.images or default_images_dir(board.name, args.kernel or board.default_kernel)
+    directory = images_dir_from_args(args, board)
     layout = images.read_layout(directory) if directory.is_dir() else None
     card = layout.file(flash.IMAGE) if layout else None
     if layout is None or card is None or not card.path.is_file():

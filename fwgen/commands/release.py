@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from fwgen import checks, qemu, release
+from fwgen import checks, release
 from fwgen.board import load_board
 from fwgen.commands import add_board_argument, board_arg
+from fwgen.commands.smoke import add_images_argument, images_dir_from_args
 from fwgen.errors import FwgenError
 
 NAME = "release"
@@ -25,7 +26,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--kernel", metavar="VARIANT", help="kernel variant (default: the board's default)"
     )
-    parser.add_argument("--images", type=Path, metavar="DIR", help="images directory")
+    add_images_argument(parser)
     parser.add_argument(
         "--version", dest="release_version", metavar="V", help="default: git describe of fwgen"
     )
@@ -78,9 +79,7 @@ def run(args: argparse.Namespace) -> int:
     checks.output_dir(args.out, "--out")
     if args.release_version is not None:
         release.check_version(args.release_version)
-    directory = args.images or qemu.default_images_dir(
-        board.name, args.kernel or board.default_kernel
-    )
+    directory = images_dir_from_args(args, board)
     if not directory.is_dir():
         raise FwgenError(
             f"no images directory at {directory}",

@@ -8,7 +8,7 @@ import os
 import sys
 from pathlib import Path
 
-from fwgen import checks, qemu, smoke
+from fwgen import checks, layout, qemu, smoke
 from fwgen.board import Board
 from fwgen.commands import add_board_argument, board_from_args
 from fwgen.errors import FwgenError
@@ -45,21 +45,39 @@ def add_image_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--kernel", metavar="VARIANT", help="kernel variant (default: the board's default)"
     )
+    add_images_argument(parser)
+
+
+def add_images_argument(parser: argparse.ArgumentParser) -> None:
+    """--images DIR, or the build found under -o DIR (where `fwgen build -o DIR` built)."""
     parser.add_argument(
         "--images",
         type=Path,
         metavar="DIR",
         help="a build's images directory or a release directory (default: the newer of "
-        "build/BOARD-VARIANT/images and build/BOARD-VARIANT-kernel/images)",
+        "OUTPUT/BOARD-VARIANT/images and OUTPUT/BOARD-VARIANT-kernel/images)",
     )
+    parser.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        default=layout.DEFAULT_ROOT,
+        metavar="OUTPUT",
+        help="where the builds live, as given to fwgen build -o (default: ./build)",
+    )
+
+
+def images_dir_from_args(args: argparse.Namespace, board: Board) -> Path:
+    """--images, else the newer build of the board and variant under -o."""
+    if args.images is not None:
+        return args.images
+    return layout.images_dir(args.output, board.name, args.kernel or board.default_kernel)
 
 
 def images_from_args(args: argparse.Namespace) -> tuple[Board, qemu.Images]:
     board = board_from_args(args)
     board.kernel(args.kernel)  # an unknown variant is an error before anything else
-    chosen = args.kernel or board.default_kernel
-    directory = args.images or qemu.default_images_dir(board.name, chosen)
-    return board, qemu.find_images(board, directory, args.kernel)
+    return board, qemu.find_images(board, images_dir_from_args(args, board), args.kernel)
 
 
 MAX_MULTIPLIER = 100.0
