@@ -28,9 +28,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from fwgen import ccache, layout, log, qemu, smoke  # noqa: E402
+from fwgen import ccache, layout, log, qemu, smoke, smoke_report  # noqa: E402
 from fwgen.board import load_board  # noqa: E402
-from fwgen.kernel import KbuildRunner, build_kernel_only  # noqa: E402
+from fwgen.kbuild import KbuildRunner  # noqa: E402
+from fwgen.kernel import build_kernel_only  # noqa: E402
 from fwgen.toolchain import find as find_toolchain  # noqa: E402
 from tests.rootfs import make_busybox_rootfs  # noqa: E402
 
@@ -70,7 +71,7 @@ def timed_loop(board, name, kernel, rootfs: Path, output: Path, src: str) -> tup
     images, built = timed_build(board, name, kernel, rootfs, output, src)
     report = smoke.run(board, qemu.find_images(board, images))
     if not report.passed:
-        raise SystemExit(f"smoke failed: {smoke.format_summary(report)}")
+        raise SystemExit(f"smoke failed: {smoke_report.format_summary(report)}")
     return built, time.monotonic() - start
 
 

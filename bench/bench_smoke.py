@@ -26,7 +26,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from fwgen import qemu, smoke  # noqa: E402
+from fwgen import qemu, smoke, smoke_report  # noqa: E402
 from fwgen.board import load_board  # noqa: E402
 from fwgen.console import Console, Deadline  # noqa: E402
 
@@ -44,8 +44,10 @@ def bare_boot(board, images: qemu.Images, log_dir: Path, multiplier: float) -> f
 def smoke_run(board, images: qemu.Images, log_dir: Path, multiplier: float):
     report = smoke.run(board, images, multiplier=multiplier, log_dir=log_dir)
     if not report.passed:
-        lines = [smoke.format_result(r) for r in report.results]
-        raise SystemExit("smoke failed:\n" + "\n".join(lines) + "\n" + smoke.format_summary(report))
+        lines = [smoke_report.format_result(r) for r in report.results]
+        raise SystemExit(
+            "smoke failed:\n" + "\n".join(lines) + "\n" + smoke_report.format_summary(report)
+        )
     return report
 
 

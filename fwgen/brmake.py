@@ -13,22 +13,18 @@ from __future__ import annotations
 import json
 import os
 import re
-import shlex
-import signal
-import subprocess
 import time
-from collections import deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from tqdm import tqdm
 
+from fwgen import runner
 from fwgen.errors import FwgenError
 from fwgen.log import log, progress_disabled
-
-TAIL_LINES = 40
+from fwgen.runner import TAIL_LINES, indent, tail
 
 # Settings in the environment that would override what fwgen configured, or confuse a
 # top-level make started from another make.
@@ -46,7 +42,6 @@ _SCRUBBED_ENV = (
     "GNUMAKEFLAGS",
 )
 
-_ESCAPES = re.compile(r"\x1b(\[[0-9;?]*[A-Za-z]|[()][0-9A-Za-z])")
 _PACKAGE_STEP = re.compile(r"^>>> (\S+) (\S*) (.+?)\s*$")
 _GLOBAL_STEP = re.compile(r"^>>>\s+(\S.*?)\s*$")
 _NO_SPACE = "No space left on device"
@@ -54,11 +49,6 @@ _NO_SPACE = "No space left on device"
 
 class BuildFailed(FwgenError):
     """Buildroot's make failed; the message names the step and quotes the log."""
-
-
-def clean_line(raw: str) -> str:
-    """A line of make output without terminal escape codes or trailing blanks."""
-    return _ESCAPES.sub("", raw).rstrip()
 
 
 @dataclass(frozen=True)
@@ -193,33 +183,26 @@ class Make:
         self, targets: Sequence[str], log_path: Path, *, what: str, args: Sequence[str] = ()
     ) -> None:
         """A short make run, its output appended to `log_path`; BuildFailed with the tail."""
-        cmd = self.command(*targets, args=args)
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        with log_path.open("a", encoding="utf-8", errors="replace") as out:
-            out.write(f"$ {shlex.join(cmd)}\n")
-            out.flush()
-            code = _run_interruptibly(cmd, out, env=self.env())
+        code = runner.run(self.command(*targets, args=args), log_path, env=self.env())
         if code != 0:
             raise BuildFailed(
                 f"{what} failed (make exit status {code}); the end of {log_path}:\n"
-                + _indent(tail(log_path)),
+                + indent(tail(log_path)),
                 _failure_hint(log_path),
             )
 
     def show_info(self, log_path: Path) -> dict[str, Any]:
         """`make show-info`: Buildroot's JSON description of every enabled package."""
         cmd = self.command("show-info", args=["-s"])
-        result = subprocess.run(cmd, capture_output=True, text=True, env=self.env())
-        with log_path.open("a", encoding="utf-8", errors="replace") as out:
-            out.write(f"$ {shlex.join(cmd)}\n{result.stderr}")
-        if result.returncode != 0:
+        code, stdout = runner.capture(cmd, log_path, env=self.env())
+        if code != 0:
             raise BuildFailed(
-                f"make show-info failed (exit status {result.returncode}):\n"
-                + _indent(result.stderr.strip().splitlines()[-TAIL_LINES:]),
+                f"make show-info failed (exit status {code}); the end of {log_path}:\n"
+                + indent(tail(log_path)),
                 _failure_hint(log_path),
             )
         try:
-            data = json.loads(result.stdout)
+            data = json.loads(stdout)
         except json.JSONDecodeError as e:
             raise BuildFailed(f"make show-info printed no valid JSON ({e})") from None
         if not isinstance(data, dict):
@@ -229,8 +212,6 @@ class Make:
     def build(self, log_path: Path, progress: Progress, *, targets: Sequence[str] = ()) -> None:
         """The long build: a progress bar, the full log appended to `log_path`, a precise
         failure."""
-        cmd = self.command(*targets)
-        log_path.parent.mkdir(parents=True, exist_ok=True)
         bar = tqdm(
             total=progress.total,
             initial=len(progress.done),
@@ -240,9 +221,7 @@ class Make:
             disable=progress_disabled(),
         )
         quiet_bar = bar.disable
-        with log_path.open("a", encoding="utf-8", errors="replace", buffering=1) as out, bar:
-            out.write(f"$ {shlex.join(cmd)}\n")
-            out.flush()
+        with bar:
 
             def on_line(line: str) -> None:
                 seen = len(progress.started)
@@ -255,7 +234,7 @@ class Make:
                 if quiet_bar and (not step.package or len(progress.started) > seen):
                     log.info("[%d/%d] %s", len(progress.done), progress.total, step)
 
-            code = _run_interruptibly(cmd, out, env=self.env(), on_line=on_line)
+            code = runner.run(self.command(*targets), log_path, env=self.env(), on_line=on_line)
             if code == 0:
                 if targets:  # a part of the build (e.g. the toolchain): count what it did
                     progress.done |= {n for n, stamp in progress.stamps.items() if stamp.exists()}
@@ -270,67 +249,6 @@ class Make:
             )
 
 
-def _run_interruptibly(
-    cmd: list[str],
-    out: IO[str],
-    *,
-    env: Mapping[str, str],
-    on_line: Callable[[str], None] | None = None,
-) -> int:
-    """Run `cmd`, copying its merged output to `out`; on Ctrl-C, let make stop cleanly."""
-    proc = subprocess.Popen(
-        cmd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        env=dict(env),
-        text=True,
-        errors="replace",
-        bufsize=1,
-    )
-    try:
-        assert proc.stdout is not None
-        for raw in proc.stdout:
-            out.write(raw)
-            if on_line is not None:
-                on_line(clean_line(raw))
-        return proc.wait()
-    except KeyboardInterrupt:
-        _stop(proc)
-        out.write("\n*** interrupted (Ctrl-C) ***\n")
-        out.flush()
-        raise
-
-
-def _stop(proc: subprocess.Popen[str]) -> None:
-    """make got the terminal's SIGINT too; give it time to remove half-made targets."""
-    for sig, grace in ((None, 2.0), (signal.SIGINT, 30.0), (signal.SIGTERM, 10.0)):
-        if sig is not None and proc.poll() is None:
-            proc.send_signal(sig)
-        try:
-            proc.wait(timeout=grace)
-            return
-        except subprocess.TimeoutExpired:
-            continue
-        except KeyboardInterrupt:  # a second Ctrl-C: stop now
-            break
-    proc.kill()
-    proc.wait()
-
-
-def tail(path: Path, lines: int = TAIL_LINES) -> list[str]:
-    """The last lines of a log, without terminal escape codes."""
-    try:
-        with path.open(encoding="utf-8", errors="replace") as f:
-            return [clean_line(line) for line in deque(f, maxlen=lines)]
-    except FileNotFoundError:
-        return []
-
-
-def _indent(lines: Iterable[str]) -> str:
-    return "\n".join(f"  | {line}" for line in lines)
-
-
 def _build_failure(last: Step | None, code: int, log_path: Path) -> str:
     if last is None:
         where = "before any package step started"
@@ -340,7 +258,7 @@ def _build_failure(last: Step | None, code: int, log_path: Path) -> str:
         where = f"in the global step: {last.action}"
     return (
         f"the Buildroot build failed {where} (make exit status {code})\n"
-        f"last {TAIL_LINES} lines of the log:\n{_indent(tail(log_path))}\n"
+        f"last {TAIL_LINES} lines of the log:\n{indent(tail(log_path))}\n"
         f"full log: {log_path}"
     )
 

@@ -1,8 +1,8 @@
 """The images/ directory contract shared by the Buildroot and kernel-only paths.
 
 Both paths leave the same names (zImage, <dtb>, rootfs.*, sdcard.img, ...) plus:
-- manifest.json: what went in (inputs with hashes, toolchain, kernel release, fwgen version)
-  and the sha256 of every image file;
+- manifest.json: a `fwgen.Manifest` (inputs with hashes, toolchain, kernel release,
+  fwgen version) with the sha256 of every image file;
 - SHA256SUMS: `sha256sum -c` compatible, covering every file including manifest.json.
 `fwgen smoke`, `fwgen flash` and `fwgen release` read this contract, never a build's internals.
 """
@@ -19,9 +19,10 @@ from typing import IO, Any
 
 from tqdm import tqdm
 
-from fwgen import __version__, fsutil
+from fwgen import fsutil, manifest
 from fwgen.errors import FwgenError
 from fwgen.log import progress_disabled
+from fwgen.manifest import Manifest
 
 MANIFEST = "manifest.json"
 SUMS = "SHA256SUMS"
@@ -35,32 +36,32 @@ def image_files(images: Path) -> list[Path]:
     )
 
 
-def finalize(images: Path, manifest: dict[str, Any]) -> Path:
-    """Write manifest.json (with every image's sha256) and SHA256SUMS into `images`."""
-    record = {
-        "fwgen_version": __version__,
-        **manifest,
-        "images": {p.name: fsutil.sha256_file(p) for p in image_files(images)},
-    }
-    manifest_text = json.dumps(record, indent=2, sort_keys=True) + "\n"
+def finalize(images: Path, built: Manifest) -> Manifest:
+    """Write manifest.json (`built` with every image's sha256) and SHA256SUMS into `images`."""
+    built = built.with_images({p.name: fsutil.sha256_file(p) for p in image_files(images)})
+    manifest_text = json.dumps(built.to_record(), indent=2, sort_keys=True) + "\n"
     fsutil.write_atomic(images / MANIFEST, manifest_text, mode=0o644)
     files = [*image_files(images), images / MANIFEST]
     lines = [f"{fsutil.sha256_file(p)}  {p.name}\n" for p in files]
     fsutil.write_atomic(images / SUMS, "".join(sorted(lines, key=lambda x: x[66:])), mode=0o644)
-    return images / MANIFEST
+    return built
 
 
-def load_manifest(images: Path) -> dict[str, Any]:
-    path = images / MANIFEST
+def _read_json(path: Path) -> Any:
     try:
         return json.loads(path.read_text())
-    except FileNotFoundError:
+    except (OSError, ValueError) as e:
+        raise FwgenError(f"{path} is not valid JSON: {e}", manifest.REBUILD) from None
+
+
+def load_manifest(images: Path) -> Manifest:
+    path = images / MANIFEST
+    if not path.is_file():
         raise FwgenError(
             f"{images}: no {MANIFEST}: not an fwgen images directory",
             "build first (fwgen build BOARD) or point --images at a build's images/ folder",
-        ) from None
-    except json.JSONDecodeError as e:
-        raise FwgenError(f"{path}: not valid JSON ({e})") from None
+        )
+    return manifest.from_record(_read_json(path), str(path))
 
 
 def check_sums(directory: Path, present: Iterable[str]) -> tuple[dict[str, str], list[str]]:
@@ -91,7 +92,7 @@ def verify(images: Path) -> list[str]:
         return [f"{sums} is missing"]
     listed, problems = check_sums(images, [p.name for p in image_files(images)])
     if not problems:
-        recorded = load_manifest(images).get("images", {})
+        recorded = load_manifest(images).images
         for name, digest in sorted(recorded.items()):
             if listed.get(name) != digest:
                 problems.append(f"{name}: {MANIFEST} and {SUMS} disagree")
@@ -125,7 +126,7 @@ class Layout:
     """An images directory (a build's images/) or a release directory, read the same way."""
 
     directory: Path
-    manifest: dict[str, Any]  # the build's manifest ({} when there is none)
+    manifest: Manifest | None  # the build's manifest (None: the directory has none)
     release: dict[str, Any] | None  # a release's own record, None for a build's images/
     files: dict[str, ImageFile]
 
@@ -145,29 +146,22 @@ def read_layout(directory: Path) -> Layout:
     their own names. A directory without manifest.json is read by its file names.
     """
     path = directory / MANIFEST
-    data: Any = {}
-    if path.is_file():
-        try:
-            data = json.loads(path.read_text())
-        except (OSError, ValueError) as e:
-            raise FwgenError(f"{path} is not valid JSON: {e}", "rebuild the images") from None
-        if not isinstance(data, dict):
-            raise FwgenError(f"{path}: expected a JSON object", "rebuild the images")
+    data = _read_json(path) if path.is_file() else None
     if is_release_record(data):
-        built = data["images"]
-        recorded = built.get("images") or {}
+        built = manifest.from_record(data["images"], f"{path}: images")
         files = {}
         for name, entry in (data["release"].get("files") or {}).items():
             if isinstance(entry, dict) and isinstance(entry.get("file"), str):
                 held = directory / Path(entry["file"]).name
-                files[name] = ImageFile(name, held, recorded.get(name))
+                files[name] = ImageFile(name, held, built.images.get(name))
         return Layout(directory, built, data["release"], files)
-    recorded = data.get("images") or {}
+    found = None if data is None else manifest.from_record(data, str(path))
+    recorded = found.images if found else {}
     files = {
         p.name: ImageFile(p.name, p, recorded.get(p.name))
         for p in (image_files(directory) if directory.is_dir() else [])
     }
-    return Layout(directory, data, None, files)
+    return Layout(directory, found, None, files)
 
 
 def content_sha256(image: ImageFile) -> tuple[str, int]:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fwgen import __version__, brmake, buildroot, defconfig, fsutil, layout, paths, sources
+from fwgen import __version__, brmake, brprepare, brtree, defconfig, fsutil, layout, paths, sources
 from fwgen.board import Board, Download
 from fwgen.errors import FwgenError
 from fwgen.log import log
@@ -51,12 +51,12 @@ def export(
         downloads.insert(0, board.buildroot)
     fetched = sources.fetch(downloads, mirrors=mirror_urls, offline=offline)
     own = dict(zip([d.file for d in downloads], fetched, strict=True))
-    tree = buildroot.buildroot_tree(board, own.get(board.buildroot.file), buildroot_src)
+    tree = brtree.buildroot_tree(board, own.get(board.buildroot.file), buildroot_src)
     dl_dir = defconfig.buildroot_dl_dir()
     needed: dict[str, Needed] = {}
     for name in variant_names:
         variant = board.kernel(name)
-        buildroot.place_kernel_tarball(own[variant.file], dl_dir)
+        brtree.place_kernel_tarball(own[variant.file], dl_dir)
         for item in _make_source(board, name, tree, mirror_urls, offline=offline):
             needed.setdefault(item.rel, item)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -97,7 +97,7 @@ def _make_source(
     with tempfile.TemporaryDirectory(prefix=f"{board.name}-{variant_name}-", dir=work_root) as o:
         output = Path(o)
         locations = defconfig.Locations.for_output(output)
-        site = buildroot.primary_site(mirror_urls)
+        site = brprepare.primary_site(mirror_urls)
         text = defconfig.render(
             board,
             variant_name,

@@ -19,9 +19,9 @@ import struct
 import subprocess
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
 import pexpect
 
@@ -30,6 +30,7 @@ from fwgen.board import Board
 from fwgen.console import LogFile
 from fwgen.doctor import QEMU_PACKAGES
 from fwgen.errors import FwgenError
+from fwgen.manifest import Manifest
 
 ZIMAGE_MAGIC = 0x016F2818  # little-endian word at offset 0x24 of an ARM zImage
 FDT_MAGIC = 0xD00DFEED  # big-endian word at offset 0 of a device tree blob
@@ -52,7 +53,7 @@ class Images:
     rootfs: Path
     root: str  # "sd" or "initramfs"
     variant: str
-    manifest: dict[str, Any] = field(default_factory=dict)
+    manifest: Manifest | None = None  # None: a directory without manifest.json
 
 
 def find_images(board: Board, directory: Path, variant: str | None = None) -> Images:
@@ -71,12 +72,12 @@ def find_images(board: Board, directory: Path, variant: str | None = None) -> Im
         image = layout.file(name)
         return image.path if image is not None and image.path.is_file() else None
 
-    if manifest.get("board") not in (None, board.name):
+    if manifest and manifest.board != board.name:
         raise FwgenError(
-            f"{directory} holds images for board '{manifest['board']}', not '{board.name}'",
-            f"run: fwgen smoke {manifest['board']} --images {directory}",
+            f"{directory} holds images for board '{manifest.board}', not '{board.name}'",
+            f"run: fwgen smoke {manifest.board} --images {directory}",
         )
-    built = (manifest.get("kernel") or {}).get("variant")
+    built = manifest.kernel.variant if manifest else None
     if variant and built and str(built) != variant:
         raise FwgenError(
             f"{directory} holds a kernel {built} build, but --kernel {variant} was asked for",

@@ -60,7 +60,7 @@ def br_tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A real Buildroot 2025.02.x tree from $FWGEN_TEST_BUILDROOT_SRC (a tree or a tarball)."""
     import subprocess
 
-    from fwgen import buildroot
+    from fwgen import brtree
 
     given = gated_tree(
         "FWGEN_TEST_BUILDROOT_SRC",
@@ -71,7 +71,7 @@ def br_tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
         dest = tmp_path_factory.mktemp("buildroot")
         subprocess.run(["tar", "-xf", str(given), "-C", str(dest)], check=True)
         (tree,) = [p for p in dest.iterdir() if p.is_dir()]
-    version = buildroot.tree_version(tree)
+    version = brtree.tree_version(tree)
     if not version.startswith("2025.02"):
         pytest.fail(f"FWGEN_TEST_BUILDROOT_SRC is Buildroot {version}, not 2025.02.x")
     return tree

@@ -8,7 +8,6 @@ the initramfs with fwgen.initramfs, next to a kernel and device tree, as an imag
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
 import subprocess
@@ -18,6 +17,7 @@ import pytest
 
 from fwgen import initramfs, modules
 from fwgen.board import load_board
+from tests import manifests
 
 # Applets that Buildroot's busybox installs in /sbin (the rest go to /bin).
 SBIN_APPLETS = {
@@ -217,12 +217,11 @@ def make_images(
 
 
 def write_manifest(dest: Path, release: str, variant: str | None = None) -> None:
-    """A manifest.json with what smoke reads: board, kernel variant and version."""
+    """A manifest.json whose kernel variant, version and release are these (the rest sample)."""
     if variant is None:
         variant = ".".join(release.split(".")[:2])
     version = release.split("-")[0].split("+")[0] if release else variant
-    manifest = {"board": "vexpress", "kernel": {"variant": variant, "version": version}}
-    (dest / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    manifests.write(dest, {"kernel": {"variant": variant, "version": version, "release": release}})
 
 
 @pytest.fixture(scope="session")
@@ -286,7 +285,7 @@ def fake_kernel_images(dest: Path, *, root: str = "initramfs", manifest: dict | 
         image[0x438:0x43A] = struct.pack("<H", 0xEF53)
         (dest / "sdcard.img").write_bytes(bytes(image))
     if manifest is not None:
-        (dest / "manifest.json").write_text(json.dumps(manifest))
+        manifests.write(dest, manifest)
     return dest
 
 

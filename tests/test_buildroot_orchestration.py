@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from fwgen import brmake, buildroot, cli, doctor, fsutil, images, paths, rebuild
+from fwgen import brmake, brprepare, buildroot, cli, doctor, fsutil, images, paths, rebuild, runner
 from fwgen.board import load_board
 from fwgen.errors import FwgenError
 from tests import br_testdata
@@ -92,6 +92,8 @@ def test_a_full_build_collects_images_with_manifest_and_checksums(data, tmp_path
     ]
     assert all(m["sha256"] for m in manifest["modules"])
     assert manifest["fwgen_version"]
+    assert manifest["manifest_version"] == 1
+    assert images.load_manifest(imgs).to_record() == manifest  # read whole, typed
     # Buildroot was told about the external tree and the rendered defconfig, then built.
     assert _calls(tmp_path) == ["defconfig", "show-info", "toolchain", "all"]
     # The kernel tarball sits where Buildroot looks for it, as the verified file itself.
@@ -393,7 +395,7 @@ def test_missing_host_tools_stop_the_build_first(data, tmp_path, monkeypatch, ca
 
 
 def test_low_disk_space_is_a_warning(data, tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(buildroot, "NEEDED_FREE_BYTES", 1 << 60)
+    monkeypatch.setattr(brprepare, "NEEDED_FREE_BYTES", 1 << 60)
     assert _build() == 0
     assert "GB free" in capsys.readouterr().err
 
@@ -455,7 +457,7 @@ def test_ctrl_c_leaves_a_resumable_build(data, tmp_path):
 
 
 def test_parse_step():
-    line = brmake.clean_line("\x1b[7m>>> linux 4.0 Installing to target\x1b[27m\n")
+    line = runner.clean_line("\x1b[7m>>> linux 4.0 Installing to target\x1b[27m\n")
     assert brmake.parse_step(line) == brmake.Step("linux", "4.0", "Installing to target")
     assert brmake.parse_step(">>> usermodehelper-demo  Syncing from source dir /x") == (
         brmake.Step("usermodehelper-demo", "", "Syncing from source dir /x")

@@ -38,7 +38,7 @@ from pathlib import Path
 
 import pytest
 
-from fwgen import buildroot, defconfig, fsutil, modules, patches, paths
+from fwgen import brtree, defconfig, fsutil, modules, patches, paths
 from fwgen.board import Board, load_board
 from tests.conftest import gated_tree
 
@@ -197,7 +197,7 @@ def test_linux_patch_applies_the_series_with_buildroots_machinery(
 ):
     out, dl = tmp_path / "out", tmp_path / "dl"
     _configure(br_tree, out, "4.0", dl, _board_for(linux40_tarball))
-    buildroot.place_kernel_tarball(linux40_tarball, dl)  # what fwgen build does
+    brtree.place_kernel_tarball(linux40_tarball, dl)  # what fwgen build does
     extra = _tar_overrides(br_tree, dl)
     log = _make(br_tree, out, *extra, "linux-patch")
     assert "linux-4.0.tar.xz: OK (sha256:" in log  # Buildroot checked fwgen's hash file

@@ -12,10 +12,10 @@ import re
 
 import pytest
 
-from fwgen import fingerprint, images, qemu, smoke
+from fwgen import fingerprint, images, qemu, smoke, smoke_report
 from fwgen.board import load_board
 from fwgen.cli import main
-from fwgen.kernel import KbuildRunner
+from fwgen.kbuild import KbuildRunner
 from fwgen.toolchain import find as find_toolchain
 from tests.rootfs import qemu_pids
 
@@ -49,14 +49,14 @@ def _smoke(images_dir, tmp_path):
 
 
 def _failed(report) -> set[str]:
-    return {r.name for r in report.results if r.status != smoke.PASSED}
+    return {r.name for r in report.results if r.status != smoke_report.PASSED}
 
 
 @pytest.mark.parametrize("variant", ["6.1", "4.0"])
 def test_patched_kernel_passes_every_check(kernel_builds, variant, tmp_path):
     images_dir = kernel_builds(variant)
     report = _smoke(images_dir, tmp_path)
-    assert report.passed, "\n".join(smoke.format_result(r) for r in report.results)
+    assert report.passed, "\n".join(smoke_report.format_result(r) for r in report.results)
     assert {r.name for r in report.results} >= FEATURE_CHECKS
 
 
@@ -64,7 +64,7 @@ def test_patched_kernel_passes_every_check(kernel_builds, variant, tmp_path):
 def test_unpatched_kernel_fails_exactly_the_feature_checks(kernel_builds, variant, tmp_path):
     report = _smoke(kernel_builds(variant, feature=False), tmp_path)
     assert _failed(report) == FEATURE_CHECKS, "\n".join(
-        smoke.format_result(r) for r in report.results
+        smoke_report.format_result(r) for r in report.results
     )
 
 
@@ -113,6 +113,8 @@ def test_images_layout_manifest_and_checksums(kernel_builds, linux61_src):
     assert manifest["toolchain"]["prefix"].endswith("-")
     assert manifest["build"] == "kernel-only"
     assert set(manifest["images"]) == {"rootfs.cpio.gz", "vexpress-v2p-ca9.dtb", "zImage"}
+    assert manifest["manifest_version"] == 1
+    assert images.load_manifest(images_dir).to_record() == manifest  # read whole, typed
 
 
 def test_cli_rebuild_is_incremental_and_leaves_the_source_alone(
@@ -146,4 +148,4 @@ def test_cli_rebuild_is_incremental_and_leaves_the_source_alone(
     assert "incremental: same source, series and toolchain" in err
     assert fingerprint.tree_stat(linux61_src) == pristine
     report = _smoke(images_dir, tmp_path)
-    assert report.passed, "\n".join(smoke.format_result(r) for r in report.results)
+    assert report.passed, "\n".join(smoke_report.format_result(r) for r in report.results)

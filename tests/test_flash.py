@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from fwgen import flash, fsutil, images
+from fwgen import flash, flash_target, fsutil, images
 from fwgen.cli import main
 from fwgen.errors import FwgenError
+from tests import manifests
 
 MiB = 1 << 20
 
@@ -32,19 +33,19 @@ def make_card(directory: Path, size: int = 64 * MiB, chunks: tuple[int, ...] = (
             f.write(os.urandom(MiB))
     bmap = directory / flash.BMAP
     subprocess.run(["bmaptool", "create", "-o", str(bmap), str(image)], check=True)
-    images.finalize(directory, {"board": "vexpress", "build": "buildroot"})
+    images.finalize(directory, manifests.sample(build="buildroot"))
     return len(chunks) * MiB
 
 
 def refinalize(directory: Path) -> None:
     """manifest.json and SHA256SUMS again, for the files as they are now."""
-    images.finalize(directory, {"board": "vexpress", "build": "buildroot"})
+    images.finalize(directory, manifests.sample(build="buildroot"))
 
 
 needs_bmaptool = pytest.mark.skipif(shutil.which("bmaptool") is None, reason="needs bmaptool")
 
 
-class FakeView(flash.SystemView):
+class FakeView(flash_target.SystemView):
     """Block devices are the files under `dev`; facts come from a fake sysfs and mounts."""
 
     def is_block(self, path: Path) -> bool:
@@ -234,7 +235,7 @@ def card(tmp_path: Path, size: int = 4 * MiB) -> Path:
     return tmp_path / "images" / flash.IMAGE
 
 
-def refuse(image: Path, device: Path, view: flash.SystemView, match: str, **kw) -> str:
+def refuse(image: Path, device: Path, view: flash_target.SystemView, match: str, **kw) -> str:
     with pytest.raises(FwgenError, match=match) as info:
         flash.flash(image, device, view=view, yes=True, **kw)
     return str(info.value)
@@ -260,7 +261,7 @@ def test_by_id_links_are_resolved_and_both_names_shown(tmp_path):
     (view.dev / "disk" / "by-id").mkdir(parents=True)
     link = view.dev / "disk" / "by-id" / "usb-Card_Reader-0:0"
     link.symlink_to("../../sdx")
-    target = flash.inspect(link, view)
+    target = flash_target.inspect(link, view)
     assert target.path == view.dev / "sdx" and target.block
     text = target.describe()
     assert f"{link} -> {view.dev / 'sdx'}" in text
@@ -297,8 +298,8 @@ def test_a_non_removable_disk_needs_force(tmp_path):
     view = fake_system(tmp_path, removable="0")
     image = card(tmp_path)
     refuse(image, view.dev / "sdx", view, "not a removable disk.*--force")
-    target = flash.inspect(view.dev / "sdx", view)
-    assert flash.refusals(target, image.stat().st_size, view, force=True) == []
+    target = flash_target.inspect(view.dev / "sdx", view)
+    assert flash_target.refusals(target, image.stat().st_size, view, force=True) == []
 
 
 def test_a_device_smaller_than_the_image_is_refused(tmp_path):
@@ -309,9 +310,9 @@ def test_a_device_smaller_than_the_image_is_refused(tmp_path):
 def test_a_good_card_passes_every_check(tmp_path):
     view = fake_system(tmp_path)
     image = card(tmp_path)
-    target = flash.inspect(view.dev / "sdx", view)
-    assert flash.refusals(target, image.stat().st_size, view, force=False) == []
-    assert flash.system_disks(view) == {"sda"}
+    target = flash_target.inspect(view.dev / "sdx", view)
+    assert flash_target.refusals(target, image.stat().st_size, view, force=False) == []
+    assert flash_target.system_disks(view) == {"sda"}
 
 
 def test_a_block_device_needs_confirmation_without_a_terminal(tmp_path):
@@ -321,7 +322,9 @@ def test_a_block_device_needs_confirmation_without_a_terminal(tmp_path):
 
 
 def test_a_regular_file_under_dev_is_refused(tmp_path):
-    view = flash.SystemView(sysfs=tmp_path / "sys", mounts=tmp_path / "m", dev=tmp_path / "dev")
+    view = flash_target.SystemView(
+        sysfs=tmp_path / "sys", mounts=tmp_path / "m", dev=tmp_path / "dev"
+    )
     (tmp_path / "dev").mkdir()
     (tmp_path / "dev" / "sdz").write_bytes(b"")
     (tmp_path / "m").write_text("")
@@ -345,8 +348,8 @@ def test_flash_to_a_real_loop_device(tmp_path):
     loop = Path(setup.stdout.strip())
     try:
         mapped = make_card(tmp_path / "images", size=32 * MiB, chunks=(1, 10))
-        view = flash.SystemView()
-        target = flash.inspect(loop, view)
+        view = flash_target.SystemView()
+        target = flash_target.inspect(loop, view)
         assert target.block and target.size == 64 * MiB
         # loop devices say removable=0: refused unless --force
         with pytest.raises(FwgenError, match="not a removable disk"):
@@ -487,9 +490,9 @@ def test_partitions_are_found_through_sysfs_not_by_name(tmp_path):
         message = refuse(image, view.dev / part, view, "is a partition of")
         assert f"is a partition of {view.dev / disk}" in message
     for disk in ("nvme0n1", "loop0", "mmcblk0"):
-        target = flash.inspect(view.dev / disk, view)
+        target = flash_target.inspect(view.dev / disk, view)
         assert target.parent_disk is None
-        assert flash.refusals(target, image.stat().st_size, view, force=False) == []
+        assert flash_target.refusals(target, image.stat().st_size, view, force=False) == []
 
 
 @needs_bmaptool

@@ -22,6 +22,7 @@ from fwgen.board import load_board
 from fwgen.cli import main
 from fwgen.commands import build as build_command
 from fwgen.commands import smoke as smoke_command
+from tests import manifests
 from tests.conftest import REPO, anywhere_recipe
 from tests.rootfs import fake_kernel_images
 from tests.test_flash import MiB, make_card, needs_bmaptool
@@ -120,7 +121,7 @@ def test_the_smoke_hints_run(tmp_path, capsys, monkeypatch):
     text = anywhere_recipe()
     recipe.write_text(text[: text.index("[smoke]")] + '[smoke.checks."ok"]\nrun = "true"\n')
     directory = fake_kernel_images(tmp_path / "images")
-    images.finalize(directory, {"board": "fakeboard", "kernel": {"variant": "6.1"}})
+    images.finalize(directory, manifests.sample(board="fakeboard"))
     argv = ["release", "--board", str(recipe), "--images", str(directory), "--out", "dist"]
     hint = hint_of(argv, capsys)
     command = hint.split("run: ", 1)[1].split(" (or pass", 1)[0]

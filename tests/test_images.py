@@ -6,6 +6,7 @@ import json
 import subprocess
 
 from fwgen import fsutil, images
+from tests import manifests
 
 
 def _images(tmp_path):
@@ -18,7 +19,7 @@ def _images(tmp_path):
 
 def test_finalize_writes_manifest_and_sums_that_sha256sum_accepts(tmp_path):
     d = _images(tmp_path)
-    images.finalize(d, {"board": "vexpress", "kernel": {"variant": "6.1"}})
+    images.finalize(d, manifests.sample())
     manifest = json.loads((d / "manifest.json").read_text())
     assert manifest["board"] == "vexpress"
     assert set(manifest["images"]) == {"zImage", "vexpress-v2p-ca9.dtb"}
@@ -29,7 +30,7 @@ def test_finalize_writes_manifest_and_sums_that_sha256sum_accepts(tmp_path):
 
 def test_verify_reports_tampering_missing_and_unlisted_files(tmp_path):
     d = _images(tmp_path)
-    images.finalize(d, {})
+    images.finalize(d, manifests.sample())
     with (d / "zImage").open("r+b") as f:
         f.write(b"K")
     (d / "vexpress-v2p-ca9.dtb").unlink()

@@ -7,8 +7,8 @@ import hashlib
 
 import pytest
 
-from fwgen import fingerprint, kernel, modules
-from fwgen.kernel import decide
+from fwgen import fingerprint, kernelplan, modules
+from fwgen.kernelplan import decide
 
 STATE = {
     "source": {"tarball": "linux-4.0.tar.xz", "sha256": "a" * 64},
@@ -29,7 +29,7 @@ def test_first_build_is_fresh():
 
 
 def test_same_inputs_build_incrementally():
-    assert decide(STATE, dict(STATE)).action == kernel.INCREMENTAL
+    assert decide(STATE, dict(STATE)).action == kernelplan.INCREMENTAL
 
 
 @pytest.mark.parametrize(
@@ -56,7 +56,7 @@ def test_changed_tree_inputs_make_a_fresh_tree(change, reason):
 )
 def test_a_changed_series_alone_updates_the_kept_tree(series, what):
     decision = decide(STATE, _with(series=series))
-    assert decision.action == kernel.NEW_SERIES and not decision.fresh
+    assert decision.action == kernelplan.NEW_SERIES and not decision.fresh
     assert decision.reasons == (
         f"the patch series changed ({what}): only the files it changes are rewritten",
     )
@@ -95,7 +95,7 @@ def _never():
 
 def test_nothing_changed_and_intact_images_is_up_to_date():
     decision = decide(BUILT, dict(BUILT), lambda: True)
-    assert decision.action == kernel.UP_TO_DATE
+    assert decision.action == kernelplan.UP_TO_DATE
     assert decision.reasons == (
         "no input changed since the last build (source, series, toolchain, fwgen, kernel "
         "configuration, module packages, overlays, root filesystem) and images/ verifies "
@@ -105,7 +105,7 @@ def test_nothing_changed_and_intact_images_is_up_to_date():
 
 def test_images_that_do_not_verify_are_built_again():
     decision = decide(BUILT, dict(BUILT), lambda: False)
-    assert decision.action == kernel.INCREMENTAL
+    assert decision.action == kernelplan.INCREMENTAL
     assert decision.reasons == (
         "same source, series and toolchain: incremental build (images/ does not verify)",
     )
@@ -114,7 +114,7 @@ def test_images_that_do_not_verify_are_built_again():
 @pytest.mark.parametrize("key", sorted(OUTPUTS))
 def test_any_other_input_changed_is_an_incremental_build_naming_it(key):
     decision = decide(BUILT, {**BUILT, "outputs": {**OUTPUTS, key: "changed"}}, _never)
-    assert decision.action == kernel.INCREMENTAL
+    assert decision.action == kernelplan.INCREMENTAL
     assert decision.reasons == (
         f"same source, series and toolchain: incremental build ({key} changed)",
     )
@@ -122,7 +122,7 @@ def test_any_other_input_changed_is_an_incremental_build_naming_it(key):
 
 def test_an_unfinished_build_is_never_up_to_date():
     # The state of a build that has not finished its images holds no "outputs".
-    assert decide(STATE, dict(BUILT), _never).action == kernel.INCREMENTAL
+    assert decide(STATE, dict(BUILT), _never).action == kernelplan.INCREMENTAL
 
 
 # --- the kernel .config kept as it is -------------------------------------------------------
@@ -143,7 +143,7 @@ def _config_case(tmp_path, text="CONFIG_SYSCTL=y\n"):
 )
 def test_the_last_config_is_kept_when_nothing_it_is_made_from_changed(tmp_path, rewritten, why):
     config, previous = _config_case(tmp_path)
-    assert kernel.config_kept(previous, BUILT, rewritten, config) == why
+    assert kernelplan.config_kept(previous, BUILT, rewritten, config) == why
 
 
 @pytest.mark.parametrize(
@@ -159,20 +159,20 @@ def test_the_last_config_is_kept_when_nothing_it_is_made_from_changed(tmp_path, 
 )
 def test_a_change_to_what_kconfig_reads_makes_the_config_again(tmp_path, rewritten):
     config, previous = _config_case(tmp_path)
-    assert kernel.config_kept(previous, BUILT, rewritten, config) is None
+    assert kernelplan.config_kept(previous, BUILT, rewritten, config) is None
 
 
 def test_a_changed_configuration_input_or_config_file_makes_the_config_again(tmp_path):
     config, previous = _config_case(tmp_path)
     changed = {**OUTPUTS, "kernel configuration": {"defconfig": "other_defconfig"}}
-    assert kernel.config_kept(previous, {**BUILT, "outputs": changed}, [], config) is None
+    assert kernelplan.config_kept(previous, {**BUILT, "outputs": changed}, [], config) is None
     config.write_text("CONFIG_SYSCTL=n\n")  # the .config edited since the last build
-    assert kernel.config_kept(previous, BUILT, [], config) is None
+    assert kernelplan.config_kept(previous, BUILT, [], config) is None
     config.unlink()
-    assert kernel.config_kept(previous, BUILT, [], config) is None
+    assert kernelplan.config_kept(previous, BUILT, [], config) is None
     # A build that did not finish recorded no .config; neither did a first build.
-    assert kernel.config_kept(STATE, BUILT, [], config) is None
-    assert kernel.config_kept(None, BUILT, [], config) is None
+    assert kernelplan.config_kept(STATE, BUILT, [], config) is None
+    assert kernelplan.config_kept(None, BUILT, [], config) is None
 
 
 def test_the_other_inputs_follow_overlays_modules_and_the_recipe(tmp_path, monkeypatch):
@@ -188,19 +188,19 @@ def test_the_other_inputs_follow_overlays_modules_and_the_recipe(tmp_path, monke
     rootfs = tmp_path / "rootfs.cpio.gz"
     rootfs.write_bytes(b"070701")
     variant = board.kernel("6.1")
-    first = kernel.outputs_inputs(board, variant, ("usermodehelper-demo",), rootfs)
-    assert first == kernel.outputs_inputs(board, variant, ("usermodehelper-demo",), rootfs)
+    first = kernelplan.outputs_inputs(board, variant, ("usermodehelper-demo",), rootfs)
+    assert first == kernelplan.outputs_inputs(board, variant, ("usermodehelper-demo",), rootfs)
     (overlay / "etc" / "motd").write_text("changed\n")
-    second = kernel.outputs_inputs(board, variant, ("usermodehelper-demo",), rootfs)
+    second = kernelplan.outputs_inputs(board, variant, ("usermodehelper-demo",), rootfs)
     assert [k for k in first if first[k] != second[k]] == ["overlays"]
     rootfs.write_bytes(b"070701 changed")
-    third = kernel.outputs_inputs(board, variant, ("usermodehelper-demo",), rootfs)
+    third = kernelplan.outputs_inputs(board, variant, ("usermodehelper-demo",), rootfs)
     assert [k for k in first if second[k] != third[k]] == ["root filesystem"]
     other = dataclasses.replace(variant, requirements=(*variant.requirements, "MODULES"))
-    fourth = kernel.outputs_inputs(board, other, ("usermodehelper-demo",), rootfs)
+    fourth = kernelplan.outputs_inputs(board, other, ("usermodehelper-demo",), rootfs)
     assert [k for k in first if third[k] != fourth[k]] == ["kernel configuration"]
     assert len(modules.PACKAGES) > 1
-    fifth = kernel.outputs_inputs(board, other, modules.PACKAGES, rootfs)
+    fifth = kernelplan.outputs_inputs(board, other, modules.PACKAGES, rootfs)
     assert [k for k in first if fourth[k] != fifth[k]] == ["module packages"]
 
 
@@ -220,27 +220,27 @@ def test_a_source_tree_is_named_with_its_version_content_and_commit(tmp_path, mo
     import shutil
     import subprocess
 
-    from fwgen import kernel, release
+    from fwgen import manifest
 
     tree = _small_tree(tmp_path / "linux-6.1")
-    source = kernel.resolve_source(None, str(tree), mirrors=(), offline=True).with_content(None)
+    source = kernelplan.resolve_source(None, str(tree), mirrors=(), offline=True).with_content(None)
     public = source.public_identity()
     assert public["kind"] == "tree" and public["tree"] == "linux-6.1"
     assert public["version"] == "6.1.192"
     assert public["content_sha256"] == fingerprint.tree_content(tree)
     assert str(tmp_path) not in repr(public)  # no host path in the manifest
     assert "git" not in public
-    words = release.source_words(public)
+    words = manifest.source_words(public)
     assert "the source tree 'linux-6.1' (linux 6.1.192)" in words
     assert public["content_sha256"] in words
     # the content changes when a file does, whatever the mtimes say
     (tree / "init" / "main.c").write_text("int main2;\n")
-    again = kernel.resolve_source(None, str(tree), mirrors=(), offline=True).with_content(None)
+    again = kernelplan.resolve_source(None, str(tree), mirrors=(), offline=True).with_content(None)
     assert again.public_identity()["content_sha256"] != public["content_sha256"]
     # an unchanged tree reuses the recorded sha256 instead of hashing again
     state = {"source": again.identity}
     monkeypatch.setattr(fingerprint, "tree_content", lambda *a, **k: pytest.fail("hashed"))
-    same = kernel.resolve_source(None, str(tree), mirrors=(), offline=True).with_content(state)
+    same = kernelplan.resolve_source(None, str(tree), mirrors=(), offline=True).with_content(state)
     assert same.identity == again.identity
     monkeypatch.undo()
     # a state written before the sha256 was recorded does not force a fresh tree
@@ -256,10 +256,10 @@ def test_a_source_tree_is_named_with_its_version_content_and_commit(tmp_path, mo
         subprocess.run([*git, "add", "."], check=True)
         subprocess.run([*git, "commit", "-q", "-m", "x"], check=True)
         head = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True)
-        found = kernel.resolve_source(None, str(tree), mirrors=(), offline=True)
+        found = kernelplan.resolve_source(None, str(tree), mirrors=(), offline=True)
         public = found.with_content(None).public_identity()
         assert public["git"] == {"commit": head.stdout.strip(), "dirty": False}
         assert public["content_sha256"] == again.public_identity()["content_sha256"]  # no .git
         (tree / "Kconfig").write_text("# changed\n")
-        found = kernel.resolve_source(None, str(tree), mirrors=(), offline=True)
+        found = kernelplan.resolve_source(None, str(tree), mirrors=(), offline=True)
         assert found.with_content(None).public_identity()["git"]["dirty"] is True

@@ -18,8 +18,9 @@ import shutil
 
 import pytest
 
-from fwgen import qemu, smoke
-from fwgen.board import Smoke, load_board
+from fwgen import qemu, smoke, smoke_report
+from fwgen.board import load_board
+from fwgen.board_smoke import Smoke
 from fwgen.kernel import build_kernel_only
 from tests.rootfs import make_busybox_rootfs
 
@@ -104,7 +105,7 @@ def test_a_one_line_patch_edit_rebuilds_only_what_depends_on_it(
             qemu.find_images(board, images),
             log_dir=tmp_path / "smoke",
         )
-        assert report.passed, "\n".join(smoke.format_result(r) for r in report.results)
+        assert report.passed, "\n".join(smoke_report.format_result(r) for r in report.results)
 
         untouched = [images / "SHA256SUMS", obj / ".config", obj / "vmlinux"]
         stamps = [p.stat().st_mtime_ns for p in untouched]

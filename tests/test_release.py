@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import io
 import json
@@ -13,34 +14,20 @@ from pathlib import Path
 
 import pytest
 
-from fwgen import fsutil, images, release, smoke
+from fwgen import fsutil, images, release, release_sbom, release_verify, smoke, smoke_report
 from fwgen.board import load_board
 from fwgen.cli import main
 from fwgen.errors import FwgenError
+from fwgen.manifest import Manifest
+from tests import manifests
 from tests.test_flash import MiB, make_card, needs_bmaptool
 
 BOARD = "vexpress"
 DTB = "vexpress-v2p-ca9.dtb"
 
 
-def kernel_manifest(build: str) -> dict:
-    return {
-        "board": BOARD,
-        "build": build,
-        "kernel": {
-            "variant": "6.1",
-            "version": "6.1.100",
-            "release": "6.1.100",
-            "source": {"file": "linux-6.1.100.tar.xz", "sha256": "ab" * 32},
-            "series": {"0001-demo.patch": "cd" * 32},
-            "device_tree": "vexpress-v2p-ca9",
-        },
-        "modules": [
-            {"name": "usermodehelper_demo", "sha256": "ef" * 32},
-            {"name": "myevent_source", "sha256": "fe" * 32},
-        ],
-        "rootfs": {"busybox": "1.36.1", "sha256": "01" * 32},
-    }
+def kernel_manifest(build: str) -> Manifest:
+    return manifests.sample(build=build)
 
 
 def kernel_only_images(root: Path) -> Path:
@@ -53,9 +40,8 @@ def kernel_only_images(root: Path) -> Path:
         f.write(b"070701" + os.urandom(5000))
     (out.parent / "obj").mkdir()
     (out.parent / "obj" / ".config").write_text("CONFIG_ARM=y\n")
-    manifest = kernel_manifest("kernel-only")
-    manifest["kernel"]["config_sha256"] = fsutil.sha256_file(out.parent / "obj" / ".config")
-    images.finalize(out, manifest)
+    config = fsutil.sha256_file(out.parent / "obj" / ".config")
+    images.finalize(out, manifests.sample(kernel={"config_sha256": config}))
     return out
 
 
@@ -119,14 +105,16 @@ def buildroot_images(root: Path, tree: Path | None = None) -> Path:
         },
     }
     (output / "show-info.json").write_text(json.dumps(info))
-    images.finalize(out, {**kernel_manifest("buildroot"), "buildroot": {"version": "2025.02.16"}})
+    images.finalize(
+        out, dataclasses.replace(kernel_manifest("buildroot"), buildroot=manifests.BUILDROOT)
+    )
     return out
 
 
 def passed_smoke(directory: Path, passed: bool = True) -> None:
     manifest = images.load_manifest(directory)
-    report = smoke.SmokeReport(BOARD, "6.1", directory, "sd", Path("console.log"))
-    report.results = [smoke.CheckResult("boot to login", "passed" if passed else "failed")]
+    report = smoke_report.SmokeReport(BOARD, "6.1", directory, "sd", Path("console.log"))
+    report.results = [smoke_report.CheckResult("boot to login", "passed" if passed else "failed")]
     target = smoke.smoke_dir(directory)
     target.mkdir(parents=True, exist_ok=True)
     smoke.write_result(report, manifest, target)
@@ -162,7 +150,7 @@ def test_kernel_only_release_verifies_and_says_what_is_in_it(tmp_path, capsys):
             "kernel.config",
             "manifest.json",
             "SHA256SUMS",
-            release.SBOM,
+            release_sbom.SBOM,
             "README.txt",
         ]
     )
@@ -187,7 +175,7 @@ def test_kernel_only_sbom_has_the_required_cyclonedx_fields(tmp_path):
     directory = kernel_only_images(tmp_path / "build")
     passed_smoke(directory)
     made = release.make_release(load_board(BOARD), directory, tmp_path / "dist", version="1")
-    bom = json.loads((made.directory / release.SBOM).read_text())
+    bom = json.loads((made.directory / release_sbom.SBOM).read_text())
     assert bom["bomFormat"] == "CycloneDX" and bom["specVersion"].startswith("1.")
     assert bom["version"] == 1 and bom["serialNumber"].startswith("urn:uuid:")
     assert bom["metadata"]["component"]["name"] == made.name
@@ -205,13 +193,25 @@ def test_kernel_only_sbom_has_the_required_cyclonedx_fields(tmp_path):
     assert set(bom["dependencies"][0]["dependsOn"]) == refs
 
 
-def test_a_manifest_from_before_the_second_module_still_lists_its_module():
-    manifest = kernel_manifest("kernel-only")
-    del manifest["modules"]
-    manifest["module"] = {"name": "usermodehelper_demo", "sha256": "ef" * 32}
-    bom = json.loads(release.kernel_only_sbom("old", manifest, 0))
-    names = [c["name"] for c in bom["components"]]
-    assert names.count("usermodehelper_demo") == 1 and "myevent_source" not in names
+def test_images_from_an_older_fwgen_are_refused_with_the_fix(tmp_path, capsys):
+    directory = kernel_only_images(tmp_path / "build")
+    passed_smoke(directory)
+    record = json.loads((directory / "manifest.json").read_text())
+    del record["manifest_version"]
+    (directory / "manifest.json").write_text(json.dumps(record))
+    sums = directory / "SHA256SUMS"  # consistent, as an older fwgen left them
+    digest = fsutil.sha256_file(directory / "manifest.json")
+    lines = [
+        f"{digest}  manifest.json" if "  manifest.json" in x else x
+        for x in sums.read_text().splitlines()
+    ]
+    sums.write_text("\n".join(lines) + "\n")
+    code = main(["release", BOARD, "--images", str(directory), "--out", str(tmp_path / "d")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "before manifests had a manifest_version" in err
+    assert "rebuild the images with this fwgen" in err
+    assert not (tmp_path / "d").exists() or not any((tmp_path / "d").iterdir())
 
 
 def test_tampering_with_one_byte_fails_verify_naming_the_file(tmp_path, capsys):
@@ -350,11 +350,11 @@ def test_buildroot_release_compresses_images_and_checks_the_bmap(tmp_path, capsy
     # legal-info without the bundled sources
     assert (made.directory / "legal-info" / "manifest.csv").is_file()
     assert not (made.directory / "legal-info" / "sources").exists()
-    bom = json.loads((made.directory / release.SBOM).read_text())
+    bom = json.loads((made.directory / release_sbom.SBOM).read_text())
     assert bom["components"][0]["name"] == "busybox"
     assert "bmaptool copy sdcard.img.xz" in (made.directory / "README.txt").read_text()
-    assert release.verify_release(made.directory) == []
-    assert release.verify_release(made.archive) == []
+    assert release_verify.verify_release(made.directory) == []
+    assert release_verify.verify_release(made.archive) == []
     with tarfile.open(made.archive) as tar:
         modes = {m.name.split("/", 1)[-1]: m.mode for m in tar}
     assert modes["start-qemu.sh"] == 0o755 and modes["zImage"] == 0o644
@@ -386,7 +386,7 @@ def test_a_bmap_that_does_not_match_its_image_fails_verify(tmp_path, capsys):
     text = bmap.read_text()
     first = text.index('chksum="') + len('chksum="')
     bmap.write_text(text[:first] + "0" * 64 + text[first + 64 :])
-    assert release.check_bmap(made.directory / "sdcard.img.xz", bmap) == [
+    assert release_verify.check_bmap(made.directory / "sdcard.img.xz", bmap) == [
         "blocks 256-511 differ from sdcard.img.bmap"
     ]
 
@@ -408,7 +408,7 @@ def test_real_buildroot_cyclonedx_generator_runs_offline(tmp_path, br_tree):
     made = release.make_release(
         load_board(BOARD), directory, tmp_path / "dist", version="3", spdx_schema=schema
     )
-    bom = json.loads((made.directory / release.SBOM).read_text())
+    bom = json.loads((made.directory / release_sbom.SBOM).read_text())
     assert bom["bomFormat"] == "CycloneDX"
     busybox = next(c for c in bom["components"] if c["name"] == "busybox")
     assert busybox["licenses"] == [{"license": {"id": "GPL-2.0"}}]
@@ -419,10 +419,9 @@ def test_the_recipes_patch_files_are_shipped_when_they_match(tmp_path):
     patches_dir = board.kernel("6.1").patches_dir()
     series = {p.name: fsutil.sha256_file(p) for p in sorted(patches_dir.glob("*.patch"))}
     directory = kernel_only_images(tmp_path / "build")
-    manifest = images.load_manifest(directory)
-    manifest["kernel"]["series"] = {**series, "0099-gone.patch": "00" * 32}
-    del manifest["images"]
-    images.finalize(directory, manifest)
+    built = images.load_manifest(directory)
+    kernel = dataclasses.replace(built.kernel, series={**series, "0099-gone.patch": "00" * 32})
+    images.finalize(directory, dataclasses.replace(built, kernel=kernel))
     made = release.make_release(
         board, directory, tmp_path / "dist", version="1", allow_untested=True
     )
@@ -445,15 +444,17 @@ def test_release_of_real_kernel_only_images(kernel_builds, tmp_path):
     first = release.make_release(board, directory, tmp_path / "a", version="e2e")
     second = release.make_release(board, directory, tmp_path / "b", version="e2e")
     assert first.archive.read_bytes() == second.archive.read_bytes()
-    assert release.verify_release(first.archive) == []
+    assert release_verify.verify_release(first.archive) == []
     # the release directory itself boots and passes, results written elsewhere
     released = qemu.find_images(board, first.directory)
     report = smoke.run(board, released, keep_going=True, log_dir=tmp_path / "release-smoke")
-    assert report.passed, "\n".join(smoke.format_result(r) for r in report.results)
+    assert report.passed, "\n".join(smoke_report.format_result(r) for r in report.results)
     assert not (tmp_path / "a" / f"{first.name}-smoke").exists()
     with (first.directory / "zImage").open("r+b") as f:
         f.seek(1000)
         byte = f.read(1)
         f.seek(1000)
         f.write(bytes([byte[0] ^ 0xFF]))
-    assert release.verify_release(first.directory) == ["zImage: sha256 differs from SHA256SUMS"]
+    assert release_verify.verify_release(first.directory) == [
+        "zImage: sha256 differs from SHA256SUMS"
+    ]

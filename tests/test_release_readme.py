@@ -11,6 +11,7 @@ the arguments and keep running; the fake kernel boots nowhere, which is not the 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import shutil
@@ -20,9 +21,11 @@ from pathlib import Path
 
 import pytest
 
-from fwgen import fsutil, images, release, smoke
+from fwgen import fsutil, images, release, release_verify, smoke
 from fwgen.board import load_board
 from fwgen.cli import main
+from fwgen.manifest import Manifest
+from tests import manifests
 from tests.conftest import REPO, anywhere_recipe
 from tests.rootfs import fake_kernel_images
 from tests.test_flash import MiB, make_card, needs_bmaptool
@@ -47,19 +50,8 @@ def fakeboard(folder: Path) -> Path:
     return folder
 
 
-def manifest(build: str) -> dict:
-    return {
-        "board": "fakeboard",
-        "build": build,
-        "kernel": {
-            "variant": "6.1",
-            "version": "6.1.100",
-            "release": "6.1.100",
-            "source": {"kind": "tarball", "tarball": "linux-6.1.100.tar.xz", "sha256": "ab" * 32},
-            "series": {},
-            "device_tree": "vexpress-v2p-ca9",
-        },
-    }
+def manifest(build: str) -> Manifest:
+    return manifests.sample(board="fakeboard", build=build, kernel={"series": {}})
 
 
 def kernel_only(root: Path) -> Path:
@@ -89,7 +81,7 @@ def buildroot_like(root: Path) -> Path:
         shutil.copyfile(root / "k" / name, out / name)
     (output / "Makefile").write_text(FAKE_OUTPUT_MAKEFILE.format(tree=tree))
     (output / "show-info.json").write_text("{}")
-    images.finalize(out, {**manifest("buildroot"), "buildroot": {"version": "2025.02.16"}})
+    images.finalize(out, dataclasses.replace(manifest("buildroot"), buildroot=manifests.BUILDROOT))
     return out
 
 
@@ -222,5 +214,9 @@ def test_verify_says_untested_for_an_allow_untested_release(tmp_path, monkeypatc
         assert "OK" not in out
     board = load_board("fakeboard")
     made = release.make_release(board, directory, tmp_path / "b", version="1", allow_untested=True)
-    assert release.tested_state(release.release_record(made.directory)).startswith("released")
-    assert release.tested_state(release.release_record(made.archive)).startswith("released")
+    assert release_verify.tested_state(release_verify.release_record(made.directory)).startswith(
+        "released"
+    )
+    assert release_verify.tested_state(release_verify.release_record(made.archive)).startswith(
+        "released"
+    )

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from fwgen import ccache, qemu, smoke
+from fwgen import ccache, qemu, smoke, smoke_report
 from fwgen.board import load_board
 from fwgen.kernel import build_kernel_only
 from tests.rootfs import make_busybox_rootfs
@@ -76,7 +76,7 @@ def test_host_b_builds_from_host_as_results_and_a_lost_remote_fails_nothing(
         assert b.remote_hits >= 0.9 * b.calls, b
         assert b.misses <= 0.05 * b.calls, b
         report = smoke.run(board, qemu.find_images(board, images_b), log_dir=tmp_path / "smoke")
-        assert report.passed, "\n".join(smoke.format_result(r) for r in report.results)
+        assert report.passed, "\n".join(smoke_report.format_result(r) for r in report.results)
 
         # Host C: the remote goes away when most of the calls are done (the rest compile here).
         log = root / "host-c" / "vexpress-6.1-kernel" / "ccache-stats.log"

@@ -19,8 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from fwgen import initramfs, qemu, smoke
-from fwgen.board import Board, Qemu, Smoke, SmokeCheck, SmokeLogin, load_board
+from fwgen import initramfs, qemu, smoke, smoke_report
+from fwgen.board import Board, Qemu, load_board
+from fwgen.board_smoke import Smoke, SmokeCheck, SmokeLogin
 from fwgen.cli import main
 from tests import rootfs
 from tests.conftest import restore_default_signals
@@ -53,16 +54,16 @@ def kernel_dir(kernel_builds, tmp_path_factory) -> Path:
     return dest
 
 
-def _report(board: Board, images: Path, **kwargs) -> smoke.SmokeReport:
+def _report(board: Board, images: Path, **kwargs) -> smoke_report.SmokeReport:
     report = smoke.run(board, qemu.find_images(board, images), **kwargs)
     assert not qemu_pids(str(images)), "QEMU left running"
     assert report.console_log.is_file() and report.console_log.stat().st_size > 0
     return report
 
 
-def _explain(report: smoke.SmokeReport) -> str:
-    lines = [smoke.format_result(r) for r in report.results]
-    return "\n".join([*lines, smoke.format_summary(report)])
+def _explain(report: smoke_report.SmokeReport) -> str:
+    lines = [smoke_report.format_result(r) for r in report.results]
+    return "\n".join([*lines, smoke_report.format_summary(report)])
 
 
 def _with(board: Board, **changes) -> Board:
@@ -93,7 +94,7 @@ def test_every_vexpress_check_passes(images_dir, tmp_path):
     report = _report(board, images_dir, log_dir=tmp_path / "logs")
     assert report.passed, _explain(report)
     assert [r.name for r in report.results][1:-1] == list(board.smoke.checks)
-    smoke.write_junit(report, tmp_path / "junit.xml")
+    smoke_report.write_junit(report, tmp_path / "junit.xml")
     log = report.console_log.read_text()
     assert "TROUBLED_DS=2" in log and "reboot: Power down" in log
     assert "mykthread: 72 events lost: the queue (128) was full" in log

@@ -141,7 +141,7 @@ def test_manifest_variant_wins_and_conflicts_are_refused(tmp_path):
     manifest = {"board": "vexpress", "kernel": {"variant": "6.1", "version": "6.1.192"}}
     d = fake_kernel_images(tmp_path / "images", manifest=manifest)
     assert qemu.find_images(BOARD, d).variant == "6.1"
-    assert qemu.find_images(BOARD, d, "6.1").manifest["kernel"]["version"] == "6.1.192"
+    assert qemu.find_images(BOARD, d, "6.1").manifest.kernel.version == "6.1.192"
     with pytest.raises(FwgenError, match="holds a kernel 6.1 build, but --kernel 4.0"):
         qemu.find_images(BOARD, d, "4.0")
 

@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from fwgen import qemu, smoke
-from fwgen.board import Board, Smoke, SmokeCheck, SmokeLogin, SmokePoweroff, load_board
+from fwgen import qemu, smoke, smoke_report
+from fwgen.board import Board, load_board
+from fwgen.board_smoke import Smoke, SmokeCheck, SmokeLogin, SmokePoweroff
 from fwgen.cli import main
 from tests.rootfs import fake_kernel_images
 
@@ -63,15 +64,15 @@ PASSING = (
 )
 
 
-def _run(board: Board, tmp_path: Path, **kwargs) -> smoke.SmokeReport:
+def _run(board: Board, tmp_path: Path, **kwargs) -> smoke_report.SmokeReport:
     images = qemu.find_images(board, fake_kernel_images(tmp_path / "images"))
-    results: list[smoke.CheckResult] = []
+    results: list[smoke_report.CheckResult] = []
     report = smoke.run(board, images, on_result=results.append, **kwargs)
     assert results == report.results
     return report
 
 
-def _statuses(report: smoke.SmokeReport) -> dict[str, str]:
+def _statuses(report: smoke_report.SmokeReport) -> dict[str, str]:
     return {r.name: r.status for r in report.results}
 
 
@@ -85,13 +86,13 @@ def test_every_check_passes_and_the_log_is_next_to_the_images(fake_qemu, tmp_pat
         "exit code": "passed",
         "poll until a background job is done": "passed",
         "clean poweroff": "passed",
-    }, smoke.format_summary(report)
+    }, smoke_report.format_summary(report)
     assert report.passed
     assert report.console_log == tmp_path / "images-smoke" / "console.log"
     log = report.console_log.read_text()
     assert "Welcome to a FAKE console" in log and "reboot: Power down" in log
     assert "### fwgen: qemu-system-arm -M vexpress-a9" in log
-    summary = smoke.format_summary(report)
+    summary = smoke_report.format_summary(report)
     assert summary.startswith("smoke PASSED: 5 passed, 0 failed in ")
     assert str(report.console_log) in summary
 
@@ -110,7 +111,7 @@ def test_the_summary_says_where_the_time_went(fake_qemu, tmp_path):
     ]
     assert phases["checks"] >= 1.0  # the polled check waits for a 1 s background job
     assert sum(phases.values()) <= report.duration
-    summary = smoke.format_summary(report)
+    summary = smoke_report.format_summary(report)
     assert "\ntime: first console output " in summary
     assert " s, checks " in summary and "slow" not in summary
 
@@ -125,13 +126,13 @@ def test_a_slow_boot_and_a_slow_check_are_shown(fake_qemu, tmp_path, monkeypatch
         login=SmokeLogin(timeout=8),
     )
     report = _run(board, tmp_path)
-    assert report.passed, smoke.format_summary(report)
+    assert report.passed, smoke_report.format_summary(report)
     assert dict(report.phases)["boot to login prompt"] >= 4
     assert [r.name for r in report.results if r.slow] == ["boot to login", "slow"]
-    lines = {r.name: smoke.format_result(r) for r in report.results}
+    lines = {r.name: smoke_report.format_result(r) for r in report.results}
     assert "(slow: " in lines["slow"] and " of its 6 s)" in lines["slow"]
     assert "slow" not in lines["quick"]
-    summary = smoke.format_summary(report)
+    summary = smoke_report.format_summary(report)
     assert "slow (more than 50% of the deadline): boot to login " in summary
     assert "; slow 3." in summary and "--timeout-multiplier" in summary
 
@@ -240,7 +241,7 @@ def test_junit_xml(fake_qemu, tmp_path):
     )
     report = _run(board, tmp_path)
     path = tmp_path / "reports" / "smoke.xml"
-    smoke.write_junit(report, path)
+    smoke_report.write_junit(report, path)
     suite = ET.parse(path).getroot()
     assert suite.tag == "testsuite"
     assert (suite.get("tests"), suite.get("failures"), suite.get("skipped")) == ("5", "1", "2")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from fwgen import checks, flash, images
+from fwgen import checks, flash, flash_target, images
 from fwgen.commands import board_from_args
 from fwgen.commands.smoke import add_image_arguments, images_dir_from_args
 from fwgen.errors import FwgenError
@@ -48,9 +48,9 @@ def run(args: argparse.Namespace) -> int:
         )
     bmap = directory / flash.BMAP
     # Refuse a wrong target before spending time on the image.
-    target = flash.inspect(args.device, flash.SystemView())
+    target = flash_target.inspect(args.device, flash_target.SystemView())
     inputs = [directory, card.path, *([bmap] if bmap.is_file() else [])]
-    problems = flash.input_refusals(target, inputs)
+    problems = flash_target.input_refusals(target, inputs)
     if problems:
         raise FwgenError(
             f"refusing to write {target.path}:\n  " + "\n  ".join(problems),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from fwgen import checks, release
+from fwgen import checks, release, release_verify
 from fwgen.board import load_board
 from fwgen.commands import add_board_argument, board_arg
 from fwgen.commands.smoke import add_images_argument, images_dir_from_args
@@ -51,13 +51,13 @@ def run(args: argparse.Namespace) -> int:
     if args.verify is not None:
         if board_name:
             raise FwgenError("--verify takes a release, not a board", "drop the board name")
-        problems = release.verify_release(args.verify)
+        problems = release_verify.verify_release(args.verify)
         if problems:
             raise FwgenError(
                 f"{args.verify} does not verify:\n  " + "\n  ".join(problems),
                 "re-download or rebuild the release; do not flash these files",
             )
-        untested = release.tested_state(release.release_record(args.verify))
+        untested = release_verify.tested_state(release_verify.release_record(args.verify))
         if untested:
             print(
                 f"{args.verify}: checksums, manifest, images and bmap agree, but the images "

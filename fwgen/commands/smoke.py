@@ -8,7 +8,7 @@ import os
 import sys
 from pathlib import Path
 
-from fwgen import checks, layout, qemu, smoke
+from fwgen import checks, layout, qemu, smoke, smoke_report
 from fwgen.board import Board
 from fwgen.commands import add_board_argument, board_from_args
 from fwgen.errors import FwgenError
@@ -121,18 +121,18 @@ def run(args: argparse.Namespace) -> int:
     )
     if note:
         print(f"note: {note}", flush=True)
-    width = smoke.name_width(board.smoke)
+    width = smoke_report.name_width(board.smoke)
     report = smoke.run(
         board,
         images,
         multiplier=scale,
         keep_going=args.keep_going,
         log_dir=results,
-        on_result=lambda r: print(smoke.format_result(r, width), flush=True),
+        on_result=lambda r: print(smoke_report.format_result(r, width), flush=True),
     )
     if args.junit:
-        smoke.write_junit(report, args.junit)
-    print(smoke.format_summary(report))
+        smoke_report.write_junit(report, args.junit)
+    print(smoke_report.format_summary(report))
     if args.junit:
         print(f"junit: {args.junit}")
     sys.stdout.flush()
