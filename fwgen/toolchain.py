@@ -11,6 +11,7 @@ output directory (`of_buildroot`). The kernel-only path takes, in this order (`f
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -40,7 +41,13 @@ class Toolchain:
 def gcc_version(gcc: str) -> str | None:
     """The first line of `gcc --version`; None when it cannot be run."""
     try:
-        out = subprocess.run([gcc, "--version"], capture_output=True, text=True, timeout=30)
+        out = subprocess.run(
+            [gcc, "--version"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            env={**os.environ, "LC_ALL": "C"},  # the same text whatever the user's locale
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     if out.returncode != 0 or not out.stdout:

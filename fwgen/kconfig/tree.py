@@ -9,7 +9,6 @@ import logging
 import os
 import re
 import shutil
-import subprocess
 import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -18,6 +17,7 @@ from typing import IO
 
 import kconfiglib
 
+from fwgen import toolchain
 from fwgen.errors import FwgenError
 
 log = logging.getLogger("fwgen.kconfig")
@@ -87,21 +87,10 @@ def _uses_kconfig_macros(srctree: Path) -> bool:
 
 def _cc_version_text(cc: str) -> str | None:
     """First line of `$CC --version`, as the kernel Makefile exports it; None if no $CC."""
-    path = shutil.which(cc)
-    if path is None:
+    if "/" not in cc and shutil.which(cc) is None:
         return None
-    try:
-        result = subprocess.run(
-            [path, "--version"],
-            capture_output=True,
-            text=True,
-            env={**os.environ, "LC_ALL": "C"},
-            check=False,
-        )
-    except OSError:
-        return None
-    first = result.stdout.splitlines()[0] if result.stdout else ""
-    return first.replace("#", "")
+    version = toolchain.gcc_version(cc)
+    return None if version is None else version.replace("#", "")
 
 
 def kconfig_environment(srctree: Path, cross_compile: str, arch: str = "arm") -> dict[str, str]:
