@@ -38,7 +38,7 @@ from pathlib import Path
 
 import pytest
 
-from fwgen import brtree, defconfig, fsutil, modules, patches, paths
+from fwgen import brtree, defconfig, fsutil, kerneltree, modules, patches, paths
 from fwgen.board import Board, load_board
 from tests.conftest import gated_tree
 
@@ -235,6 +235,64 @@ def test_linux_patch_applies_the_series_with_buildroots_machinery(
     _make(br_tree, out, "olddefconfig")
     plain = _make(br_tree, out, *extra, "linux-legal-info", check=False)
     assert "ERROR: while checking hashes from linux/linux.hash" in plain
+
+
+def test_a_series_edit_updates_buildroots_patched_kernel_tree_in_place(
+    br_tree, linux40_tarball, tmp_path
+):
+    """What `fwgen build` does instead of linux-dirclean when only the series changed: the
+    kernel build directory Buildroot patched is brought to the new series in place
+    (buildroot.update_kernel_series -> kerneltree.update with the old series), rewriting only
+    the files that differ. The result must equal what Buildroot's own `make linux-patch` makes
+    from the new series, file for file."""
+    board = _board_for(linux40_tarball)
+    dl = tmp_path / "dl"
+    kept, fresh = tmp_path / "kept", tmp_path / "fresh"
+    for out in (kept, fresh):
+        _configure(br_tree, out, "4.0", dl, board)
+    brtree.place_kernel_tarball(linux40_tarball, dl)
+    extra = _tar_overrides(br_tree, dl)
+    _make(br_tree, kept, *extra, "linux-patch")
+
+    # The new series: one added line of a feature patch changed, as a developer edits it.
+    old_series = kept / "fwgen" / "global-patch-dir" / "linux" / "4.0"
+    new_series = fresh / "fwgen" / "global-patch-dir" / "linux" / "4.0"
+    line = '+\t\tpr_err("mykthread'
+    feature = next(p for p in sorted(new_series.glob("*.patch")) if line in p.read_text())
+    text = feature.read_text()
+    edited = text.replace('pr_err("mykthread', 'pr_err("mykthread (edited)', 1)
+    assert edited != text
+    feature.write_text(edited)
+    _make(br_tree, fresh, *extra, "linux-patch")
+
+    build = kept / "build" / "linux-4.0"
+    before = {p: p.stat().st_mtime_ns for p in build.rglob("*") if p.is_file()}
+    pristine = tmp_path / "pristine"
+    pristine.mkdir()
+    subprocess.run(["tar", "-xf", str(linux40_tarball), "-C", str(pristine)], check=True)
+    changed = kerneltree.update(pristine / "linux-4.0", build, new_series, old_series=old_series)
+
+    assert changed == ["init/main.c"]
+    moved = sorted(
+        p.relative_to(build).as_posix()
+        for p, mtime in before.items()
+        if p.exists() and p.stat().st_mtime_ns != mtime
+    )
+    assert moved == ["init/main.c"]
+    assert "mykthread (edited)" in (build / "init" / "main.c").read_text()
+    bookkeeping = [".stamp_*", ".applied_patches_list", ".files-list*"]
+    diff = subprocess.run(
+        [
+            "diff",
+            "-rq",
+            *(f"-x{x}" for x in bookkeeping),
+            str(build),
+            str(fresh / "build" / "linux-4.0"),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert diff.returncode == 0, diff.stdout[-3000:]
 
 
 # --- the post-image script ----------------------------------------------------------------
