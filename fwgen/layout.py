@@ -164,3 +164,8 @@ def images_dir(root: Path, board: str, variant: str) -> Path:
 def smoke_results(images: Path) -> Path:
     """fwgen smoke's default results directory for an images directory."""
     return images.with_name(images.name + "-smoke")
+
+
+def build_of(images: Path) -> Path:
+    """The build directory (Buildroot's O=, or a kernel-only build's) that holds `images`."""
+    return images.resolve().parent

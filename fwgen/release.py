@@ -114,7 +114,7 @@ def smoke_verdict(directory: Path, built: Manifest) -> tuple[dict[str, Any] | No
 
 def kernel_config(directory: Path, built: Manifest) -> Path | None:
     """The build's kernel .config, when it is still there and matches the manifest's sha256."""
-    output = directory.resolve().parent
+    output = layout.build_of(directory)
     for candidate in (
         layout.KernelOnlyBuild(output).kernel_config,
         layout.BuildrootBuild(output).kernel_tree(built.kernel.version) / ".config",
@@ -324,7 +324,7 @@ def _stage(
     if built.build == "buildroot" and output is None:
         raise FwgenError(
             f"{directory} came from a Buildroot build, but its output directory "
-            f"({directory.resolve().parent}) has no Buildroot Makefile: the licence information "
+            f"({layout.build_of(directory)}) has no Buildroot Makefile: the licence information "
             "(make legal-info) and the SBOM (make show-info) come from there",
             "release from the images/ folder inside the Buildroot output directory",
         )

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from fwgen import __version__, brmake, manifest, runner
+from fwgen import __version__, brmake, layout, manifest, runner
 from fwgen.errors import FwgenError
 from fwgen.log import log
 from fwgen.manifest import Manifest
@@ -43,7 +43,7 @@ def buildroot_output(directory: Path, built: Manifest) -> Path | None:
     """The Buildroot output directory the images came from (it holds Buildroot's Makefile)."""
     if built.build != "buildroot":
         return None
-    output = directory.resolve().parent
+    output = layout.build_of(directory)
     return output if (output / "Makefile").is_file() else None
 
 
