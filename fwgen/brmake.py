@@ -26,8 +26,8 @@ from fwgen.errors import FwgenError
 from fwgen.log import log, progress_disabled
 from fwgen.runner import TAIL_LINES, indent, tail
 
-# Settings in the environment that would override what fwgen configured, or confuse a
-# top-level make started from another make.
+# Settings in the environment that would override what fwgen configured (the runner also
+# removes a parent make's variables, for every tool it runs).
 _SCRUBBED_ENV = (
     "BR2_DL_DIR",
     "BR2_CCACHE_DIR",
@@ -35,11 +35,6 @@ _SCRUBBED_ENV = (
     "BR2_DEFCONFIG",
     "BR2_CONFIG",
     "O",
-    "MAKEFLAGS",
-    "MAKELEVEL",
-    "MFLAGS",
-    "MAKEOVERRIDES",
-    "GNUMAKEFLAGS",
 )
 
 _PACKAGE_STEP = re.compile(r"^>>> (\S+) (\S*) (.+?)\s*$")
@@ -138,7 +133,7 @@ ROOT_CONFIGURE_ENV = "FORCE_UNSAFE_CONFIGURE"
 
 def make_env(base: Mapping[str, str] | None = None, *, euid: int | None = None) -> dict[str, str]:
     """The environment for Buildroot's make: fwgen's settings must not be overridden."""
-    env = dict(os.environ if base is None else base)
+    env = runner.environment(os.environ if base is None else base)
     for name in _SCRUBBED_ENV:
         if name in env and name.startswith("BR2_") and name not in _reported:
             _reported.add(name)

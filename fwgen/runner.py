@@ -18,12 +18,20 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
 TAIL_LINES = 40
+# A parent make's settings (fwgen run from a Makefile, or from a make-driven CI job) would
+# reach the tool's top-level make and change what it does: -j, -k, -n, variables.
+PARENT_MAKE_ENV = ("MAKEFLAGS", "MAKELEVEL", "MFLAGS", "MAKEOVERRIDES", "GNUMAKEFLAGS")
 _ESCAPES = re.compile(r"\x1b(\[[0-9;?]*[A-Za-z]|[()][0-9A-Za-z])")
 
 
 def clean_line(raw: str) -> str:
     """A line of output without terminal escape codes or trailing blanks."""
     return _ESCAPES.sub("", raw).rstrip()
+
+
+def environment(env: Mapping[str, str]) -> dict[str, str]:
+    """`env` without a parent make's settings."""
+    return {k: v for k, v in env.items() if k not in PARENT_MAKE_ENV}
 
 
 def run(
@@ -43,7 +51,7 @@ def run(
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            env=dict(env),
+            env=environment(env),
             text=True,
             errors="replace",
             bufsize=1,
@@ -69,7 +77,12 @@ def capture(cmd: Sequence[str], log_path: Path, *, env: Mapping[str, str]) -> tu
     """Run `cmd` for what it prints on stdout (JSON, a listing); "$ cmd" and its stderr go
     to `log_path`. (exit status, stdout)."""
     result = subprocess.run(
-        list(cmd), capture_output=True, text=True, errors="replace", env=dict(env), check=False
+        list(cmd),
+        capture_output=True,
+        text=True,
+        errors="replace",
+        env=environment(env),
+        check=False,
     )
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("a", encoding="utf-8", errors="replace") as out:

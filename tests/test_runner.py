@@ -93,3 +93,18 @@ def test_no_process_is_left_when_the_caller_fails(tmp_path):
         )
     with pytest.raises(ProcessLookupError):
         os.kill(pids[0], 0)
+
+
+def test_a_parent_makes_settings_do_not_reach_the_tool(tmp_path):
+    env = {**os.environ, "MAKEFLAGS": "-n -j9", "MAKELEVEL": "2", "KEEP": "yes"}
+    script = "import os; print(os.environ.get('MAKEFLAGS'), os.environ.get('KEEP'))"
+    seen: list[str] = []
+    assert (
+        runner.run([sys.executable, "-c", script], tmp_path / "l", env=env, on_line=seen.append)
+        == 0
+    )
+    assert seen == ["None yes"]
+    assert runner.capture([sys.executable, "-c", script], tmp_path / "l", env=env) == (
+        0,
+        "None yes\n",
+    )
