@@ -13,7 +13,7 @@ import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
-from fwgen import paths
+from fwgen import modules, paths
 from fwgen.board_smoke import Smoke
 from fwgen.errors import FwgenError
 from fwgen.recipe import RecipeError, build, field, load_toml, non_empty, sha256_hex
@@ -179,6 +179,22 @@ class Qemu:
     initramfs_append: str = ""
 
 
+def _module_packages(value: tuple[str, ...]) -> str | None:
+    if len(set(value)) != len(value):
+        return "a package is named twice"
+    for name in value:
+        makefile = modules.source_dir(name) / "Makefile" if _PACKAGE_RE.match(name) else None
+        if makefile is None or not makefile.is_file():
+            return (
+                f"{name!r} is not a kernel-module package of br2-external "
+                f"(no package/{name}/src/Makefile there)"
+            )
+    return None
+
+
+_PACKAGE_RE = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+
+
 @dataclass(frozen=True)
 class Board:
     description: str
@@ -188,6 +204,8 @@ class Board:
     kernels: dict[str, KernelVariant]
     qemu: Qemu
     overlays: tuple[str, ...] = field(check=_recipe_paths)
+    # br2-external's kernel-module packages, in build order: both build paths build them.
+    module_packages: tuple[str, ...] = field(check=_module_packages)
     smoke: Smoke = Smoke()
     # Set by the loader: the board's name (its folder's), the recipe file and its folder.
     name: str = field(default="", internal=True)

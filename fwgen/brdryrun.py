@@ -50,7 +50,11 @@ def _dry_run_kernel_config(p: brprepare.Prepared) -> list[str]:
         return [f"{where}: made by the kconfig stage once the kernel source is extracted"]
     digest = brinputs.sha256_text(brprepare.kernel_config_text(p.variant, p.kernel_tree, p.output))
     step = rebuild.reconfigure_kernel(
-        p.old_state, digest, p.plan, kernel_configured=brprepare.kernel_configured(p)
+        p.old_state,
+        digest,
+        p.plan,
+        kernel_configured=brprepare.kernel_configured(p),
+        module_packages=p.board.module_packages,
     )
     shown = [f"{where} (sha256 {digest[:12]}): {'; '.join(step.reasons)}"]
     if step.invalidate:

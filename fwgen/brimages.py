@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from fwgen import (
@@ -73,7 +74,7 @@ def build_manifest(p: brprepare.Prepared) -> Manifest:
             defconfig_sha256=fsutil.sha256_file(p.layout.defconfig),
         ),
         toolchain=_toolchain(p.output),
-        modules=_modules(p.output, release),
+        modules=_modules(p.output, release, p.board.module_packages),
         overlays={
             o: fingerprint.tree_content(d)
             for o, d in zip(p.board.overlays, p.board.overlay_dirs(), strict=True)
@@ -81,10 +82,10 @@ def build_manifest(p: brprepare.Prepared) -> Manifest:
     )
 
 
-def _modules(output: Path, release: str) -> tuple[manifest.Module, ...]:
+def _modules(output: Path, release: str, packages: Sequence[str]) -> tuple[manifest.Module, ...]:
     """The out-of-tree modules in the target (sha256 "" when one is missing)."""
     found = []
-    for package in modules.PACKAGES:
+    for package in packages:
         for name in modules.module_names(package):
             ko = sorted(
                 (layout.BuildrootBuild(output).target / "lib" / "modules").glob(

@@ -59,7 +59,7 @@ def collect_inputs(
         defconfig=defconfig.symbol_values(defconfig_text),
         kernel_config=kernel_config,
         series=fingerprint.files(series),
-        module=modules.content_hash(),
+        module=modules.content_hash(board.module_packages),
         overlays=overlay_files(board.overlay_dirs()),
         board_files=board_files_hash(board),
     )

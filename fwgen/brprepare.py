@@ -178,6 +178,7 @@ def prepare(options: BuildOptions) -> Prepared:
         old_state,
         inputs,
         clean=options.clean,
+        module_packages=board.module_packages,
         output_exists=brinputs.has_build(output),
         package_files=brinputs.package_files(output),
         patched_series=brinputs.patched_series(output, variant),

@@ -237,7 +237,11 @@ def configure_kernel(make: brmake.Make, p: Prepared, steps_log: Path) -> rebuild
         log.info("kernel .config written: %s", p.locations.kernel_config)
     digest = brinputs.sha256_text(text)
     step = rebuild.reconfigure_kernel(
-        p.old_state, digest, p.plan, kernel_configured=brprepare.kernel_configured(p)
+        p.old_state,
+        digest,
+        p.plan,
+        kernel_configured=brprepare.kernel_configured(p),
+        module_packages=p.board.module_packages,
     )
     for line in step.reasons:
         log.info("plan: %s", line)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import jinja2
 
-from fwgen import __version__, fsutil, layout, patches, paths
+from fwgen import __version__, fsutil, layout, modules, patches, paths
 from fwgen.board import KERNEL_IMAGES, Board
 from fwgen.errors import FwgenError
 
@@ -231,6 +231,7 @@ def render(
         "license_files": list(variant.license_files),
         "kernel_image_symbol": KERNEL_IMAGES[br.kernel_image],
         "device_tree": variant.device_tree,
+        "module_symbols": [modules.symbol(p) for p in board.module_packages],
         "extra": br.extra,
         "rootfs_size": br.rootfs_size,
         "genimage_config": _existing(genimage, "buildroot.genimage_config", board)

@@ -38,7 +38,6 @@ from fwgen import (
     kerneltree,
     layout,
     manifest,
-    modules,
     patches,
 )
 from fwgen.board import Board, KernelVariant
@@ -68,7 +67,7 @@ def build_kernel_only(
     mirrors: Sequence[str] = (),
     offline: bool = False,
     variant: KernelVariant | None = None,
-    module_packages: Sequence[str] = modules.PACKAGES,
+    module_packages: Sequence[str] | None = None,
     ccache_remote: ccache.Remote | None = None,
 ) -> Path:
     """Build zImage, dtb, modules and an initramfs into <output>/<board>-<variant>-kernel/images.
@@ -80,6 +79,8 @@ def build_kernel_only(
     """
     name = variant_name or board.default_kernel
     variant = variant or board.kernel(name)
+    if module_packages is None:
+        module_packages = board.module_packages
     if not rootfs.exists():
         raise FwgenError(
             f"--rootfs {rootfs}: no such file or directory",

@@ -2,22 +2,20 @@
 
 Buildroot builds each package (`$(eval $(kernel-module))`, source in the package's `src/`)
 against the kernel of its build; the kernel-only build compiles the same `src/` with Kbuild.
-This list is what both build paths build and what the Buildroot rebuild planner rebuilds
-after a kernel change (Buildroot does not rebuild a module when its kernel is rebuilt).
-The defconfig template enables each package (`BR2_PACKAGE_<NAME>=y`).
+The recipe names the packages (`module_packages`): both build paths build them, the
+defconfig enables each (`BR2_PACKAGE_<NAME>=y`), and the Buildroot rebuild planner rebuilds
+them after a kernel change (Buildroot does not rebuild a module when its kernel is rebuilt).
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 from fwgen import fingerprint, paths
 from fwgen.errors import FwgenError
-
-# In build order. myevent-source needs the kernel's mykthread patches (<linux/myevent.h>).
-PACKAGES = ("usermodehelper-demo", "myevent-source")
 
 _OBJ_M_RE = re.compile(r"^obj-m\s*[:+]?=\s*(.*?)\s*$", re.M)
 
@@ -28,6 +26,11 @@ def package_dir(package: str) -> Path:
 
 def source_dir(package: str) -> Path:
     return package_dir(package) / "src"
+
+
+def symbol(package: str) -> str:
+    """The Buildroot option that enables a package: BR2_PACKAGE_<NAME>."""
+    return "BR2_PACKAGE_" + package.upper().replace("-", "_")
 
 
 def module_names(package: str) -> list[str]:
@@ -50,7 +53,7 @@ def module_names(package: str) -> list[str]:
     return names
 
 
-def content_hash(packages: tuple[str, ...] = PACKAGES) -> str:
+def content_hash(packages: Sequence[str]) -> str:
     """One digest over every module package (.mk, Config.in, src/): the rebuild input."""
     digest = hashlib.sha256()
     for package in packages:

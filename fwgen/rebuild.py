@@ -18,8 +18,8 @@ chooses the smallest set of Buildroot targets that makes the next plain `make` c
 - only the kernel .config: `linux-clean-for-reconfigure` (Buildroot copies the file again,
   runs olddefconfig, and the kernel build is incremental). The kconfig stage runs with the
   toolchain Buildroot builds, so this part is decided later, by `reconfigure_kernel()`;
-- a module package or its source: `<package>-dirclean` of every package in
-  `fwgen.modules.PACKAGES` (also after any kernel change: Buildroot does not rebuild a module
+- a module package or its source: `<package>-dirclean` of every module package the recipe
+  names (`module_packages`; also after any kernel change: Buildroot does not rebuild a module
   when its kernel is rebuilt);
 - overlays, the post-image script, genimage configuration, rootfs and system options, a newly
   enabled package: a plain `make` (target-finalize, the rootfs images and post-image run on
@@ -40,10 +40,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fwgen.modules import PACKAGES as MODULE_PACKAGES
-
-# Redo every kernel-module package (their content is compared as one digest).
-_MODULES_DIRCLEAN = tuple(f"{p}-dirclean" for p in MODULE_PACKAGES)
 STATE_VERSION = 1
 
 # Symbols whose value does not change what is built.
@@ -171,6 +167,7 @@ class Plan:
 
 @dataclass
 class _Decision:
+    module_packages: Sequence[str]  # all of them are redone together (one content digest)
     full: list[str] = field(default_factory=list)
     targets: list[str] = field(default_factory=list)
     remove: list[str] = field(default_factory=list)
@@ -183,11 +180,20 @@ class _Decision:
             if name not in self.targets:
                 self.targets.append(name)
 
+    @property
+    def modules_dirclean(self) -> tuple[str, ...]:
+        return _dirclean(self.module_packages)
+
+
+def _dirclean(packages: Sequence[str]) -> tuple[str, ...]:
+    return tuple(f"{p}-dirclean" for p in packages)
+
 
 def plan(
     old: State | None,
     new: Inputs,
     *,
+    module_packages: Sequence[str],
     clean: bool = False,
     output_exists: bool = False,
     package_files: Mapping[str, str] | None = None,
@@ -195,10 +201,11 @@ def plan(
 ) -> Plan:
     """The smallest correct preparation for building `new` where `old` was built.
 
-    `output_exists`: the output directory already holds Buildroot build results (without a
-    state, fwgen cannot know what they were built from). `package_files`: path in the rootfs
-    -> the package that installed it (Buildroot's packages-file-list.txt), for files removed
-    from an overlay. `patched_series`: the series (name -> sha256, in order) whose patches are
+    `module_packages`: the recipe's kernel-module packages. `output_exists`: the output
+    directory already holds Buildroot build results (without a state, fwgen cannot know what
+    they were built from). `package_files`: path in the rootfs -> the package that installed
+    it (Buildroot's packages-file-list.txt), for files removed from an overlay.
+    `patched_series`: the series (name -> sha256, in order) whose patches are
     at hand and that the kernel's build directory was patched with, if it was.
     """
     if clean:
@@ -213,7 +220,7 @@ def plan(
                 ),
             )
         return Plan(fresh=True, reasons=("first build in this output directory",))
-    decision = _Decision()
+    decision = _Decision(module_packages)
     _compare_versions(old.inputs, new, decision)
     _compare_defconfig(old.inputs.defconfig, new.defconfig, decision)
     _compare_kernel(old.inputs, new, decision, patched_series)
@@ -305,7 +312,7 @@ def _compare_defconfig(old: Mapping[str, str], new: Mapping[str, str], d: _Decis
             )
         elif kind == "kernel":
             d.notes.append(f"{change}: the kernel is rebuilt from scratch")
-            d.target("linux-dirclean", *_MODULES_DIRCLEAN)
+            d.target("linux-dirclean", *d.modules_dirclean)
         elif kind == "make":
             d.notes.append(f"{change}: applied by make")
         else:
@@ -318,7 +325,7 @@ def _compare_kernel(
     assert new.series is not None
     if old.series is None:
         d.notes.append("the kernel tree was left between two series by an interrupted run")
-        d.target("linux-dirclean", *_MODULES_DIRCLEAN)
+        d.target("linux-dirclean", *d.modules_dirclean)
         return
     if list(old.series.items()) == list(new.series.items()):  # the order matters too
         return
@@ -331,14 +338,19 @@ def _compare_kernel(
             "(only the files either series touches) and rebuilt"
         )
         d.update_kernel_series = True
-        d.target("linux-clean-for-rebuild", *_MODULES_DIRCLEAN)
+        d.target("linux-clean-for-rebuild", *d.modules_dirclean)
     else:
         d.notes.append(change)
-        d.target("linux-dirclean", *_MODULES_DIRCLEAN)
+        d.target("linux-dirclean", *d.modules_dirclean)
 
 
 def reconfigure_kernel(
-    old: State | None, new_config: str, plan: Plan, *, kernel_configured: bool
+    old: State | None,
+    new_config: str,
+    plan: Plan,
+    *,
+    kernel_configured: bool,
+    module_packages: Sequence[str],
 ) -> Plan:
     """The kernel .config part of the plan, decided once the kconfig stage has run.
 
@@ -353,7 +365,7 @@ def reconfigure_kernel(
     if old is not None and old.inputs.kernel_config == new_config:
         return Plan(reasons=("kernel .config unchanged",))
     return Plan(
-        invalidate=("linux-clean-for-reconfigure", *_MODULES_DIRCLEAN),
+        invalidate=("linux-clean-for-reconfigure", *_dirclean(module_packages)),
         reasons=("kernel .config changed: Buildroot reconfigures and rebuilds the kernel",),
     )
 
@@ -376,8 +388,8 @@ def _series_change(old: Mapping[str, str], new: Mapping[str, str]) -> str:
 
 def _compare_module(old: Inputs, new: Inputs, d: _Decision) -> None:
     if old.module != new.module:
-        d.notes.append(f"module package or source changed ({', '.join(MODULE_PACKAGES)})")
-        d.target(*_MODULES_DIRCLEAN)
+        d.notes.append(f"module package or source changed ({', '.join(d.module_packages)})")
+        d.target(*d.modules_dirclean)
 
 
 def _compare_rootfs(

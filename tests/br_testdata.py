@@ -59,6 +59,7 @@ description = "test board for fwgen's Buildroot orchestration (fake Buildroot)"
 arch = "arm"
 default_kernel = "4.0"
 overlays = ["../../overlays/common"]
+module_packages = ["usermodehelper-demo", "myevent-source"]
 
 [buildroot]
 version = "{br_version}"

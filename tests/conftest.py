@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.manifests import VEXPRESS_MODULE_PACKAGES
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -113,7 +115,6 @@ def kernel_builds(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempP
     """
     import dataclasses
 
-    from fwgen import modules
     from fwgen.board import load_board
     from fwgen.kernel import build_kernel_only
     from tests.rootfs import make_busybox_rootfs
@@ -130,7 +131,7 @@ def kernel_builds(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempP
         src = request.getfixturevalue("linux61_src" if variant == "6.1" else "linux40_src")
         chosen = board.kernel(variant)
         output = root / ("with-feature" if feature else "without-feature")
-        packages = modules.PACKAGES
+        packages = VEXPRESS_MODULE_PACKAGES
         if not feature:
             packages = tuple(p for p in packages if p != "myevent-source")
             series = output / f"series-{variant}"

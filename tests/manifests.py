@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from fwgen import manifest
+from fwgen.board import load_board
 
 SAMPLE: dict[str, Any] = {
     "manifest_version": manifest.VERSION,
@@ -79,3 +80,6 @@ BUILDROOT = manifest.BuildrootInputs(
     tree_version="2025.02.16",
     defconfig_sha256="bc" * 32,
 )
+
+# The vexpress recipe's kernel-module packages (board/vexpress/board.toml, module_packages).
+VEXPRESS_MODULE_PACKAGES = load_board("vexpress").module_packages

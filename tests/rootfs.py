@@ -18,6 +18,7 @@ import pytest
 from fwgen import initramfs, modules
 from fwgen.board import load_board
 from tests import manifests
+from tests.manifests import VEXPRESS_MODULE_PACKAGES
 
 # Applets that Buildroot's busybox installs in /sbin (the rest go to /bin).
 SBIN_APPLETS = {
@@ -158,7 +159,7 @@ def overlay_dirs() -> list[Path]:
 
 def module_files() -> list[str]:
     """The out-of-tree modules' file names: usermodehelper_demo.ko, myevent_source.ko."""
-    return [f"{name}.ko" for p in modules.PACKAGES for name in modules.module_names(p)]
+    return [f"{name}.ko" for p in VEXPRESS_MODULE_PACKAGES for name in modules.module_names(p)]
 
 
 def find_modules(directory: Path) -> list[Path]:

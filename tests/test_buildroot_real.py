@@ -38,9 +38,10 @@ from pathlib import Path
 
 import pytest
 
-from fwgen import brtree, defconfig, fsutil, kerneltree, modules, patches, paths
+from fwgen import brtree, defconfig, fsutil, kerneltree, patches, paths
 from fwgen.board import Board, load_board
 from tests.conftest import gated_tree
+from tests.manifests import VEXPRESS_MODULE_PACKAGES
 
 pytestmark = pytest.mark.gated
 
@@ -133,7 +134,7 @@ def test_show_info_lists_kernel_40_with_the_series_and_the_module(br_tree, tmp_p
     assert headers["version"] == "4.0"
     assert headers["patches"] == []  # the series is under linux/4.0/, which headers ignore
     assert headers["hashes"][-1] == str(patch_dir / "linux-headers" / "linux-headers.hash")
-    for package in modules.PACKAGES:
+    for package in VEXPRESS_MODULE_PACKAGES:
         module = info[package]
         assert module["package_dir"] == str(paths.br2_external_dir() / "package" / package)
         assert "linux" in module["dependencies"]

@@ -15,6 +15,7 @@ from fwgen.board import load_board, load_board_file
 from fwgen.errors import FwgenError
 from fwgen.recipe import RecipeError
 from tests.conftest import anywhere_recipe
+from tests.manifests import VEXPRESS_MODULE_PACKAGES
 
 REPO = Path(__file__).resolve().parent.parent
 EXTERNAL = REPO / "br2-external"
@@ -224,20 +225,20 @@ def test_external_tree_is_named_fwgen_and_includes_its_packages():
 
 
 def test_every_kernel_module_package_is_listed_and_enabled(isolated_env):
-    """fwgen.modules.PACKAGES is what both build paths build and the planner rebuilds: it
+    """fwgen.VEXPRESS_MODULE_PACKAGES is what both build paths build and the planner rebuilds: it
     must name exactly the external tree's kernel-module packages, each enabled."""
     found = sorted(
         mk.parent.name
         for mk in (EXTERNAL / "package").glob("*/*.mk")
         if "$(eval $(kernel-module))" in mk.read_text()
     )
-    assert sorted(modules.PACKAGES) == found
+    assert sorted(VEXPRESS_MODULE_PACKAGES) == found
     values = _values(_render("4.0"))
-    for package in modules.PACKAGES:
+    for package in VEXPRESS_MODULE_PACKAGES:
         assert values.get(f"BR2_PACKAGE_{package.upper().replace('-', '_')}") == "y"
 
 
-@pytest.mark.parametrize("package", modules.PACKAGES)
+@pytest.mark.parametrize("package", VEXPRESS_MODULE_PACKAGES)
 def test_module_package_is_a_local_kernel_module_package(package):
     pkg = EXTERNAL / "package" / package
     var = package.upper().replace("-", "_")

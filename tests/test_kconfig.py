@@ -410,6 +410,8 @@ def test_linux61_cli_exits_2_naming_the_blocking_dependency(
         data / "board" / "vexpress" / "linux.fragment",
         "CONFIG_DEVTMPFS_MOUNT=y\nCONFIG_EXPERT=y\n# CONFIG_PROC_FS is not set\n",
     )
+    package = paths.br2_external_dir() / "package"
+    shutil.copytree(package, data / "br2-external" / "package")  # the recipe's module packages
     monkeypatch.setattr(paths, "data_root", lambda: data)
     out = tmp_path / "linux.config"
     args = ["config", "vexpress", "--kernel", "6.1", "--kernel-src", str(linux61_src)]

@@ -7,8 +7,9 @@ import hashlib
 
 import pytest
 
-from fwgen import fingerprint, kernelplan, modules
+from fwgen import fingerprint, kernelplan
 from fwgen.kernelplan import decide
+from tests.manifests import VEXPRESS_MODULE_PACKAGES
 
 STATE = {
     "source": {"tarball": "linux-4.0.tar.xz", "sha256": "a" * 64},
@@ -199,8 +200,8 @@ def test_the_other_inputs_follow_overlays_modules_and_the_recipe(tmp_path, monke
     other = dataclasses.replace(variant, requirements=(*variant.requirements, "MODULES"))
     fourth = kernelplan.outputs_inputs(board, other, ("usermodehelper-demo",), rootfs)
     assert [k for k in first if third[k] != fourth[k]] == ["kernel configuration"]
-    assert len(modules.PACKAGES) > 1
-    fifth = kernelplan.outputs_inputs(board, other, modules.PACKAGES, rootfs)
+    assert len(VEXPRESS_MODULE_PACKAGES) > 1
+    fifth = kernelplan.outputs_inputs(board, other, VEXPRESS_MODULE_PACKAGES, rootfs)
     assert [k for k in first if fourth[k] != fifth[k]] == ["module packages"]
 
 

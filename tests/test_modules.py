@@ -8,20 +8,21 @@ import pytest
 
 from fwgen import modules, paths
 from fwgen.errors import FwgenError
+from tests.manifests import VEXPRESS_MODULE_PACKAGES
 
 
 @pytest.fixture
 def data(tmp_path, monkeypatch):
     """A copy of the real external tree's module packages, to break."""
     root = tmp_path / "data"
-    for package in modules.PACKAGES:
+    for package in VEXPRESS_MODULE_PACKAGES:
         shutil.copytree(modules.package_dir(package), root / "br2-external" / "package" / package)
     monkeypatch.setattr(paths, "data_root", lambda: root)
     return root
 
 
 def test_module_names_come_from_the_obj_m_line_of_each_package():
-    assert [modules.module_names(p) for p in modules.PACKAGES] == [
+    assert [modules.module_names(p) for p in VEXPRESS_MODULE_PACKAGES] == [
         ["usermodehelper_demo"],
         ["myevent_source"],
     ]
@@ -56,11 +57,11 @@ def test_a_package_without_a_makefile_is_a_clear_error(data):
 
 
 def test_the_content_hash_covers_every_package(data):
-    before = modules.content_hash()
-    assert modules.content_hash() == before
+    before = modules.content_hash(VEXPRESS_MODULE_PACKAGES)
+    assert modules.content_hash(VEXPRESS_MODULE_PACKAGES) == before
     source = modules.source_dir("myevent-source") / "myevent_source.c"
     source.write_text(source.read_text() + "\n")
-    changed = modules.content_hash()
+    changed = modules.content_hash(VEXPRESS_MODULE_PACKAGES)
     assert changed != before
     (modules.package_dir("usermodehelper-demo") / "Config.in").write_text("# changed\n")
-    assert modules.content_hash() not in (before, changed)
+    assert modules.content_hash(VEXPRESS_MODULE_PACKAGES) not in (before, changed)

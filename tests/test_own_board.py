@@ -208,3 +208,33 @@ def test_readme_starts_a_board_from_vexpress(tmp_path):
     board = load_board_file(home / "boards" / "myboard" / "board.toml")
     assert board.kernel("4.0").patches_dir().is_relative_to(home / "boards" / "myboard")
     assert board.overlay_dirs()[0].is_relative_to(home / "boards" / "myboard")
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ('["no-such-package"]', "'no-such-package' is not a kernel-module package of br2-external"),
+        ('["myevent-source", "myevent-source"]', "a package is named twice"),
+        ('["../x"]', "'../x' is not a kernel-module package"),
+    ],
+)
+def test_module_packages_must_be_br2_externals_kernel_module_packages(tmp_path, value, message):
+    recipe = own_board(tmp_path)
+    text = recipe.read_text()
+    old = 'module_packages = ["usermodehelper-demo", "myevent-source"]'
+    assert old in text
+    recipe.write_text(text.replace(old, f"module_packages = {value}", 1))
+    with pytest.raises(FwgenError) as e:
+        load_board_file(recipe)
+    assert f"{recipe}: key 'module_packages'" in str(e.value) and message in str(e.value)
+
+
+def test_a_board_may_build_no_module_package(tmp_path):
+    recipe = own_board(tmp_path)
+    old = 'module_packages = ["usermodehelper-demo", "myevent-source"]'
+    recipe.write_text(recipe.read_text().replace(old, "module_packages = []", 1))
+    board = load_board_file(recipe)
+    assert board.module_packages == ()
+    locations = defconfig.Locations.for_output(tmp_path / "out")
+    values = defconfig.symbol_values(defconfig.render(board, "4.0", locations))
+    assert "BR2_PACKAGE_USERMODEHELPER_DEMO" not in values

@@ -237,6 +237,8 @@ def data_root_with_series(tmp_path, monkeypatch):
     root = tmp_path / "data"
     shutil.copytree(paths.data_root() / "board", root / "board")
     shutil.copytree(paths.data_root() / "overlays", root / "overlays")
+    package = paths.br2_external_dir() / "package"
+    shutil.copytree(package, root / "br2-external" / "package")  # the recipe's module packages
     pdir = root / "br2-external" / "patches" / "linux" / "4.0"
     pdir.mkdir(parents=True)
     (pdir.parent / "6.1.174").mkdir()  # the recipe's other series: empty here

@@ -11,6 +11,7 @@ from fwgen import rebuild
 from fwgen.rebuild import Inputs, Plan, State
 
 # Every kernel-module package is rebuilt with its kernel (Buildroot would not rebuild them).
+PACKAGES = ("usermodehelper-demo", "myevent-source")  # the recipe's module_packages
 MODULES = ("usermodehelper-demo-dirclean", "myevent-source-dirclean")
 KERNEL_AND_MODULES = ("linux-dirclean", *MODULES)
 
@@ -41,7 +42,7 @@ BASE = Inputs(
 
 
 def _plan(new: Inputs, *, old: Inputs = BASE, complete: bool = True, **kw) -> Plan:
-    return rebuild.plan(State(old, complete), new, **kw)
+    return rebuild.plan(State(old, complete), new, module_packages=PACKAGES, **kw)
 
 
 def _with(**changes) -> Inputs:
@@ -59,13 +60,13 @@ def _defconfig(**changes) -> Inputs:
 
 
 def test_first_build():
-    plan = rebuild.plan(None, BASE)
+    plan = rebuild.plan(None, BASE, module_packages=PACKAGES)
     assert plan.fresh and not plan.full_clean and plan.invalidate == ()
     assert plan.describe()[-1].startswith("=> make")
 
 
 def test_an_unrecorded_build_directory_is_rebuilt_from_scratch():
-    plan = rebuild.plan(None, BASE, output_exists=True)
+    plan = rebuild.plan(None, BASE, module_packages=PACKAGES, output_exists=True)
     assert plan.full_clean
     assert "no record" in plan.reasons[0]
 
@@ -145,7 +146,7 @@ def test_a_reordered_series_counts_as_a_change():
 def _reconfigure(config: str, plan: rebuild.Plan | None = None, configured: bool = True):
     old = rebuild.State(BASE, complete=True)
     return rebuild.reconfigure_kernel(
-        old, config, plan or _plan(BASE), kernel_configured=configured
+        old, config, plan or _plan(BASE), kernel_configured=configured, module_packages=PACKAGES
     )
 
 
@@ -171,7 +172,7 @@ def test_series_and_config_change_together_need_only_the_dirclean():
 
 def test_a_kernel_not_configured_yet_takes_the_new_config_as_it_is():
     assert _reconfigure("d" * 64, configured=False).invalidate == ()
-    fresh = rebuild.plan(None, BASE)
+    fresh = rebuild.plan(None, BASE, module_packages=PACKAGES)
     assert fresh.fresh and _reconfigure("d" * 64, fresh).invalidate == ()
 
 
