@@ -7,7 +7,7 @@ from __future__ import annotations
 import shlex
 from collections.abc import Sequence
 
-from fwgen import brinputs, brmake, brprepare, paths, rebuild, toolchain
+from fwgen import brinputs, brmake, brprepare, paths, toolchain
 
 
 def describe(prepared: brprepare.Prepared, notes: Sequence[str] = ()) -> str:
@@ -48,14 +48,8 @@ def _dry_run_kernel_config(p: brprepare.Prepared) -> list[str]:
         return [f"{where}: made by the kconfig stage once Buildroot has built its toolchain"]
     if p.kernel_tree is None:
         return [f"{where}: made by the kconfig stage once the kernel source is extracted"]
-    digest = brinputs.sha256_text(brprepare.kernel_config_text(p.variant, p.kernel_tree, p.output))
-    step = rebuild.reconfigure_kernel(
-        p.old_state,
-        digest,
-        p.plan,
-        kernel_configured=brprepare.kernel_configured(p),
-        module_packages=p.board.module_packages,
-    )
+    text = brprepare.kernel_config_text(p.variant, p.kernel_tree, p.output)
+    digest, step = brprepare.kernel_config_step(p, text)
     shown = [f"{where} (sha256 {digest[:12]}): {'; '.join(step.reasons)}"]
     if step.invalidate:
         shown.append(f"=> then make {' '.join(step.invalidate)}")

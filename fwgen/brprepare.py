@@ -252,3 +252,17 @@ def toolchain_built(p: Prepared) -> bool:
 
 def kernel_configured(p: Prepared) -> bool:
     return (p.kernel_build_dir / ".stamp_configured").exists()
+
+
+def kernel_config_step(p: Prepared, text: str) -> tuple[str, rebuild.Plan]:
+    """The sha256 of the kconfig stage's .config `text`, and what that .config asks of the
+    build (`rebuild.reconfigure_kernel`): for the build and for the dry run alike."""
+    digest = brinputs.sha256_text(text)
+    step = rebuild.reconfigure_kernel(
+        p.old_state,
+        digest,
+        p.plan,
+        kernel_configured=kernel_configured(p),
+        module_packages=p.board.module_packages,
+    )
+    return digest, step

@@ -235,14 +235,7 @@ def configure_kernel(make: brmake.Make, p: Prepared, steps_log: Path) -> rebuild
     text = brprepare.kernel_config_text(p.variant, p.kernel_tree, p.output)
     if defconfig.write_if_changed(p.locations.kernel_config, text):
         log.info("kernel .config written: %s", p.locations.kernel_config)
-    digest = brinputs.sha256_text(text)
-    step = rebuild.reconfigure_kernel(
-        p.old_state,
-        digest,
-        p.plan,
-        kernel_configured=brprepare.kernel_configured(p),
-        module_packages=p.board.module_packages,
-    )
+    digest, step = brprepare.kernel_config_step(p, text)
     for line in step.reasons:
         log.info("plan: %s", line)
     if step.invalidate:
