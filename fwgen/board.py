@@ -179,6 +179,9 @@ class Qemu:
     initramfs_append: str = ""
 
 
+_PACKAGE_RE = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+
+
 def _module_packages(value: tuple[str, ...]) -> str | None:
     if len(set(value)) != len(value):
         return "a package is named twice"
@@ -190,9 +193,6 @@ def _module_packages(value: tuple[str, ...]) -> str | None:
                 f"(no package/{name}/src/Makefile there)"
             )
     return None
-
-
-_PACKAGE_RE = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 
 
 @dataclass(frozen=True)
