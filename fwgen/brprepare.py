@@ -12,6 +12,7 @@ from pathlib import Path
 from fwgen import (
     brinputs,
     brtree,
+    buildstate,
     ccache,
     defconfig,
     doctor,
@@ -57,7 +58,7 @@ class Prepared:
     tree_shown: Path  # `tree`, or where the first real run extracts it
     defconfig_text: str
     inputs: rebuild.Inputs  # kernel_config: the last build's, until the kconfig stage runs
-    old_state: rebuild.State | None
+    old_state: buildstate.State[rebuild.Inputs] | None
     plan: rebuild.Plan
     kernel_tarball: Path | None
     kernel_tree: Path | None  # the extracted kernel source (None in a dry run without it)

@@ -44,6 +44,7 @@ from fwgen import (
     brmake,
     brprepare,
     brtree,
+    buildstate,
     ccache,
     defconfig,
     fingerprint,
@@ -128,7 +129,7 @@ def run(prepared: Prepared, options: BuildOptions) -> BuildResult:
         defconfig.write_if_changed(where.defconfig, p.defconfig_text)
         configure(make, p, steps_log)
         apply_plan(make, p, steps_log)
-        _write_state(state_path, rebuild.State(p.inputs, complete=False))
+        buildstate.save(state_path, buildstate.State(p.inputs, complete=False))
         info = package_info(make, p, steps_log)
         if brprepare.is_offline(options):
             check_offline_sources(info, p.locations.dl_dir, brprepare.primary_site(options.mirrors))
@@ -142,7 +143,7 @@ def run(prepared: Prepared, options: BuildOptions) -> BuildResult:
         else:
             make.build(build_log, progress, targets=["toolchain"])
         inputs = configure_kernel(make, p, steps_log)
-        _write_state(state_path, rebuild.State(inputs, complete=False))
+        buildstate.save(state_path, buildstate.State(inputs, complete=False))
         make.build(build_log, progress)
     except KeyboardInterrupt:
         log.error("fwgen: %s", brmake.interrupted_message(p.output, options.command))
@@ -151,7 +152,7 @@ def run(prepared: Prepared, options: BuildOptions) -> BuildResult:
     final_config = p.kernel_build_dir / ".config"
     kconfig.verify_config(final_config, p.variant.requirements)
     built = brimages.collect_images(dataclasses.replace(p, inputs=inputs), build_log)
-    _write_state(state_path, rebuild.State(inputs, complete=True))
+    buildstate.save(state_path, buildstate.State(inputs, complete=True))
     log.info("images: %s (%s)", p.layout.images, brmake.elapsed(start))
     return BuildResult(p.layout.images, built, build_log)
 
@@ -224,7 +225,7 @@ def update_kernel_series(p: Prepared, state_path: Path) -> None:
         p.kernel_build_dir,
         p.variant.patches_dir(),
         old_series=p.layout.series_dir(p.variant.version),
-        before_change=lambda: _write_state(state_path, rebuild.State(marked, complete=False)),
+        before_change=lambda: buildstate.save(state_path, buildstate.State(marked, complete=False)),
     )
     log.info("  files that differ from the last build's tree: %s", " ".join(rewritten) or "none")
 
@@ -311,7 +312,3 @@ def check_offline_sources(info: dict[str, Any], dl_dir: Path, mirror: str = "") 
 def _rotate(path: Path) -> None:
     if path.exists():
         os.replace(path, path.with_name(path.name + ".old"))
-
-
-def _write_state(path: Path, state: rebuild.State) -> None:
-    fsutil.write_atomic(path, json.dumps(state.to_json(), indent=2) + "\n", mode=0o644)

@@ -21,13 +21,14 @@ through fwgen.kbuild.
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import os
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
 from fwgen import (
+    buildstate,
     ccache,
     fsutil,
     images,
@@ -101,13 +102,13 @@ def build_kernel_only(
     version = kconfig.kernel_version(source.tree)
     log.info("kernel source: linux %s (%s)", version, source.identity.get("tarball") or source.tree)
     series = patches.series(variant.patches_dir())
-    current = {
-        "source": source.identity,
-        "series": [[p.name, fsutil.sha256_file(p)] for p in series],
-        "fixups": kerneltree.HOST_FIXUPS_VERSION,
-        "toolchain": {"prefix": toolchain.prefix, "version": toolchain.version},
-        "outputs": kernelplan.outputs_inputs(board, variant, module_packages, rootfs),
-    }
+    current = kernelplan.Inputs(
+        source=source.identity,
+        series=tuple((p.name, fsutil.sha256_file(p)) for p in series),
+        fixups=kerneltree.HOST_FIXUPS_VERSION,
+        toolchain={"prefix": toolchain.prefix, "version": toolchain.version},
+        outputs=kernelplan.outputs_inputs(board, variant, module_packages, rootfs),
+    )
     decision = kernelplan.decide(
         previous,
         current,
@@ -121,13 +122,9 @@ def build_kernel_only(
         log.info("images: %s (nothing to do)", out)
         return out
     log_file.write_text("")
-    tree_state = {k: v for k, v in current.items() if k != "outputs"}
     if decision.action != kernelplan.INCREMENTAL:
-        # Not recorded until the tree is complete: an interrupted run starts afresh next time.
-        state_file.unlink(missing_ok=True)
-    elif previous and "outputs" in previous:
-        # The images are about to be redone: until they are, nothing is up to date.
-        fsutil.write_atomic(state_file, json.dumps(tree_state, indent=2, sort_keys=True) + "\n")
+        # No record while the tree changes: an interrupted run starts afresh next time.
+        buildstate.forget(state_file)
     if decision.action == kernelplan.FRESH:
         shutil.rmtree(obj, ignore_errors=True)
         kerneltree.prepare(source.tree, src, variant.patches_dir())
@@ -139,8 +136,8 @@ def build_kernel_only(
         )
     elif decision.action == kernelplan.INCREMENTAL:
         rewritten = []
-    if decision.action != kernelplan.INCREMENTAL:
-        fsutil.write_atomic(state_file, json.dumps(tree_state, indent=2, sort_keys=True) + "\n")
+    # The tree is this build's; its images are not yet: until they are, nothing is up to date.
+    buildstate.save(state_file, buildstate.State(current, complete=False))
     obj.mkdir(parents=True, exist_ok=True)
 
     config_path = build.kernel_config
@@ -199,25 +196,25 @@ def build_kernel_only(
                 version=version,
                 release=release,
                 source=source.public_identity(),
-                series=dict(current["series"]),
+                series=dict(current.series),
                 config_sha256=fsutil.sha256_file(config_path),
                 device_tree=variant.device_tree,
             ),
-            toolchain={**current["toolchain"], "origin": toolchain.origin},
+            toolchain={**current.toolchain, "origin": toolchain.origin},
             modules=tuple(
                 manifest.Module(
                     name=module,
                     package=ko.parent.name,
-                    source=current["outputs"]["module packages"][ko.parent.name],
+                    source=current.outputs["module packages"][ko.parent.name],
                     sha256=fsutil.sha256_file(ko),
                 )
                 for module, ko in built.items()
             ),
-            rootfs=current["outputs"]["root filesystem"],
-            overlays=current["outputs"]["overlays"],
+            rootfs=current.outputs["root filesystem"],
+            overlays=current.outputs["overlays"],
         ),
     )
-    done = {**current, "config": fsutil.sha256_file(config_path)}
-    fsutil.write_atomic(state_file, json.dumps(done, indent=2, sort_keys=True) + "\n")
+    done = dataclasses.replace(current, config=fsutil.sha256_file(config_path))
+    buildstate.save(state_file, buildstate.State(done, complete=True))
     log.info("images: %s (kernel %s)", out, release)
     return out

@@ -9,15 +9,15 @@ source's identity recorded at extraction, small files and folders, fwgen's own c
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from fwgen import (
+    buildstate,
     fingerprint,
     fsutil,
     kconfig,
@@ -67,12 +67,12 @@ class KernelSource:
             identity["git"] = git
         return identity
 
-    def with_content(self, previous: Mapping[str, Any] | None) -> KernelSource:
+    def with_content(self, previous: buildstate.State[Inputs] | None) -> KernelSource:
         """A tree's identity with the sha256 over its files; reused from the last build when
         the tree's sizes and mtimes are unchanged (hashing a kernel tree takes seconds)."""
         if "tree" not in self.identity:
             return self
-        before = (previous or {}).get("source") or {}
+        before = previous.inputs.source if previous else {}
         if before.get("stat") == self.identity["stat"] and before.get("content_sha256"):
             digest = before["content_sha256"]
         else:
@@ -99,15 +99,44 @@ def _git_state(tree: Path) -> dict[str, Any] | None:
     return {"commit": commit, "dirty": bool(status)}
 
 
-def _recognised_by(source: Any) -> Any:
-    if isinstance(source, Mapping):
-        return {k: v for k, v in source.items() if k != "content_sha256"}
-    return source
+@dataclass(frozen=True)
+class Inputs:
+    """Fingerprints of everything a kernel-only build of one board and variant uses."""
+
+    source: dict[str, Any]  # KernelSource.identity
+    series: tuple[tuple[str, str], ...]  # (patch file name, sha256), in series order
+    fixups: int  # kerneltree.HOST_FIXUPS_VERSION
+    toolchain: dict[str, str]  # prefix, version
+    outputs: dict[str, Any]  # outputs_inputs(): everything else, by what it is
+    # sha256 of the .config the build used, recorded once it completed (it may be edited by
+    # hand afterwards: config_kept compares it)
+    config: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["series"] = [list(pair) for pair in self.series]
+        return data
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Inputs:
+        values = dict(data)
+        values["series"] = tuple((str(name), str(digest)) for name, digest in values["series"])
+        return cls(**values)
+
+
+def _recognised_by(source: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in source.items() if k != "content_sha256"}
+
+
+def load_state(path: Path) -> buildstate.State[Inputs] | None:
+    """What the kernel-only build's state.json records, or None (none, unreadable, or written
+    by an fwgen before the record had a version: the next build starts afresh)."""
+    return buildstate.load(path, Inputs.from_json)
 
 
 def decide(
-    previous: Mapping[str, Any] | None,
-    current: Mapping[str, Any],
+    previous: buildstate.State[Inputs] | None,
+    current: Inputs,
     images_intact: Callable[[], bool] = lambda: False,
     *,
     kept: bool = True,
@@ -120,19 +149,18 @@ def decide(
         return Decision(FRESH, ("no earlier kernel-only build here",))
     if not kept:
         return Decision(FRESH, ("the last build's tree or objects are gone",))
+    done = previous.inputs
     reasons = []
     # A tree is recognised by its sizes and mtimes ("stat"); the sha256 over its files is
     # derived from it (with_content) and only recorded for the manifest.
-    if _recognised_by(previous.get("source")) != _recognised_by(current["source"]):
+    if _recognised_by(done.source) != _recognised_by(current.source):
         reasons.append("the kernel source changed")
-    if previous.get("fixups") != current["fixups"]:
+    if done.fixups != current.fixups:
         reasons.append("fwgen's host fixups changed")
-    if previous.get("toolchain") != current["toolchain"]:
+    if done.toolchain != current.toolchain:
         reasons.append("the toolchain changed")
-    # The series is a list of [name, sha256] pairs: its order matters as much as its content.
-    old_series, new_series = previous.get("series", []), current["series"]
-    if old_series != new_series:
-        old, new = dict(old_series), dict(new_series)
+    if done.series != current.series:
+        old, new = dict(done.series), dict(current.series)
         changed = sorted(n for n in old.keys() | new.keys() if old.get(n) != new.get(n))
         reasons.append(f"the patch series changed ({', '.join(changed) or 'order'})")
         if len(reasons) == 1:
@@ -142,10 +170,13 @@ def decide(
     if reasons:
         return Decision(FRESH, tuple(reasons))
     same = "same source, series and toolchain"
-    done, now = previous.get("outputs") or {}, current.get("outputs") or {}
-    changed = sorted(k for k in done.keys() | now.keys() if done.get(k) != now.get(k))
-    if not done:
-        return Decision(INCREMENTAL, (f"{same}: incremental build",))
+    if not previous.complete:
+        return Decision(INCREMENTAL, (f"{same}: incremental build (the last one did not finish)",))
+    changed = sorted(
+        k
+        for k in done.outputs.keys() | current.outputs.keys()
+        if done.outputs.get(k) != current.outputs.get(k)
+    )
     if changed:
         return Decision(INCREMENTAL, (f"{same}: incremental build ({', '.join(changed)} changed)",))
     if not images_intact():
@@ -154,7 +185,7 @@ def decide(
         UP_TO_DATE,
         (
             "no input changed since the last build (source, series, toolchain, "
-            + ", ".join(sorted(now))
+            + ", ".join(sorted(current.outputs))
             + ") and images/ verifies against its manifest",
         ),
     )
@@ -173,8 +204,8 @@ def _shapes_config(rel: str) -> bool:
 
 
 def config_kept(
-    previous: Mapping[str, Any] | None,
-    current: Mapping[str, Any],
+    previous: buildstate.State[Inputs] | None,
+    current: Inputs,
     rewritten: Sequence[str] | None,
     config_path: Path,
 ) -> str | None:
@@ -182,14 +213,16 @@ def config_kept(
     stage and olddefconfig take seconds and would give the same file when neither the
     configuration inputs nor any file they read changed. `rewritten`: the tree's files that
     changed since the last build (None: any may have)."""
-    if previous is None or rewritten is None or not previous.get("config"):
+    if previous is None or not previous.complete or rewritten is None:
         return None
-    before = (previous.get("outputs") or {}).get("kernel configuration")
-    if before != current["outputs"]["kernel configuration"]:
+    done = previous.inputs
+    if done.config is None:
+        return None
+    if done.outputs.get("kernel configuration") != current.outputs["kernel configuration"]:
         return None
     if any(_shapes_config(rel) for rel in rewritten):
         return None
-    if not config_path.is_file() or fsutil.sha256_file(config_path) != previous["config"]:
+    if not config_path.is_file() or fsutil.sha256_file(config_path) != done.config:
         return None
     if rewritten:
         return "the series changed no Kconfig file, defconfig or the kernel Makefile"
@@ -240,13 +273,6 @@ def resolve_source(
         sources.extract(tarball, variant.sha256),
         {"tarball": variant.file, "sha256": variant.sha256},
     )
-
-
-def load_state(path: Path) -> dict[str, Any] | None:
-    try:
-        return json.loads(path.read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        return None
 
 
 def _rootfs_identity(rootfs: Path) -> dict[str, str]:

@@ -33,14 +33,13 @@ runs what they decide.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-STATE_VERSION = 1
+from fwgen import buildstate
 
 # Symbols whose value does not change what is built.
 _NO_REBUILD = {
@@ -100,36 +99,9 @@ class Inputs:
         return cls(**values)
 
 
-@dataclass(frozen=True)
-class State:
-    """What `<O>/fwgen/state.json` records: the inputs of the last build started there."""
-
-    inputs: Inputs
-    complete: bool  # False while a build runs, or after it failed or was interrupted
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "version": STATE_VERSION,
-            "complete": self.complete,
-            "inputs": self.inputs.to_json(),
-        }
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> State | None:
-        if data.get("version") != STATE_VERSION:
-            return None
-        try:
-            return cls(Inputs.from_json(data["inputs"]), bool(data["complete"]))
-        except (KeyError, TypeError, ValueError):
-            return None
-
-
-def load_state(path: Path) -> State | None:
-    """The recorded state, or None when there is none or it is unreadable."""
-    try:
-        return State.from_json(json.loads(Path(path).read_text(encoding="utf-8")))
-    except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError, AttributeError):
-        return None
+def load_state(path: Path) -> buildstate.State[Inputs] | None:
+    """What `<O>/fwgen/state.json` records, or None when there is none or it is unreadable."""
+    return buildstate.load(path, Inputs.from_json)
 
 
 @dataclass(frozen=True)
@@ -190,7 +162,7 @@ def _dirclean(packages: Sequence[str]) -> tuple[str, ...]:
 
 
 def plan(
-    old: State | None,
+    old: buildstate.State[Inputs] | None,
     new: Inputs,
     *,
     module_packages: Sequence[str],
@@ -345,7 +317,7 @@ def _compare_kernel(
 
 
 def reconfigure_kernel(
-    old: State | None,
+    old: buildstate.State[Inputs] | None,
     new_config: str,
     plan: Plan,
     *,

@@ -3,34 +3,50 @@ compiler; the patched tree itself: test_kerneltree.py)."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 
 import pytest
 
 from fwgen import fingerprint, kernelplan
-from fwgen.kernelplan import decide
+from fwgen.buildstate import State
+from fwgen.kernelplan import Inputs, decide
 from tests.manifests import VEXPRESS_MODULE_PACKAGES
 
-STATE = {
-    "source": {"tarball": "linux-4.0.tar.xz", "sha256": "a" * 64},
-    "series": [["0001-a.patch", "1" * 64], ["0002-b.patch", "2" * 64]],
-    "fixups": 1,
-    "toolchain": {"prefix": "arm-linux-gnueabi-", "version": "gcc 12.2.0"},
+OUTPUTS = {
+    "kernel configuration": {"defconfig": "vexpress_defconfig"},
+    "module packages": {"usermodehelper-demo": "3" * 64},
+    "root filesystem": {"file": "rootfs.cpio.gz", "sha256": "4" * 64},
+    "overlays": {"../../overlays/common": "5" * 64},
+    "fwgen": "6" * 64,
 }
+INPUTS = Inputs(
+    source={"tarball": "linux-4.0.tar.xz", "sha256": "a" * 64},
+    series=(("0001-a.patch", "1" * 64), ("0002-b.patch", "2" * 64)),
+    fixups=1,
+    toolchain={"prefix": "arm-linux-gnueabi-", "version": "gcc 12.2.0"},
+    outputs=OUTPUTS,
+)
+STARTED = State(INPUTS, complete=False)  # the tree is there, the images are not (yet)
+BUILT = State(INPUTS, complete=True)
 
 
-def _with(**changes):
-    return {**STATE, **changes}
+def _with(**changes) -> Inputs:
+    return dataclasses.replace(INPUTS, **changes)
 
 
 def test_first_build_is_fresh():
-    decision = decide(None, STATE)
+    decision = decide(None, INPUTS)
     assert decision.fresh
     assert decision.reasons == ("no earlier kernel-only build here",)
 
 
-def test_same_inputs_build_incrementally():
-    assert decide(STATE, dict(STATE)).action == kernelplan.INCREMENTAL
+def test_same_inputs_after_an_unfinished_build_build_incrementally():
+    decision = decide(STARTED, INPUTS)
+    assert decision.action == kernelplan.INCREMENTAL
+    assert decision.reasons == (
+        "same source, series and toolchain: incremental build (the last one did not finish)",
+    )
 
 
 @pytest.mark.parametrize(
@@ -42,7 +58,7 @@ def test_same_inputs_build_incrementally():
     ],
 )
 def test_changed_tree_inputs_make_a_fresh_tree(change, reason):
-    decision = decide(STATE, _with(**change))
+    decision = decide(STARTED, _with(**change))
     assert decision.fresh
     assert decision.reasons == (reason,)
 
@@ -50,13 +66,13 @@ def test_changed_tree_inputs_make_a_fresh_tree(change, reason):
 @pytest.mark.parametrize(
     ("series", "what"),
     [
-        ([["0001-a.patch", "1" * 64]], "0002-b.patch"),
-        ([["0001-a.patch", "9" * 64], ["0002-b.patch", "2" * 64]], "0001-a.patch"),
-        ([["0002-b.patch", "2" * 64], ["0001-a.patch", "1" * 64]], "order"),
+        ((("0001-a.patch", "1" * 64),), "0002-b.patch"),
+        ((("0001-a.patch", "9" * 64), ("0002-b.patch", "2" * 64)), "0001-a.patch"),
+        ((("0002-b.patch", "2" * 64), ("0001-a.patch", "1" * 64)), "order"),
     ],
 )
 def test_a_changed_series_alone_updates_the_kept_tree(series, what):
-    decision = decide(STATE, _with(series=series))
+    decision = decide(BUILT, _with(series=series))
     assert decision.action == kernelplan.NEW_SERIES and not decision.fresh
     assert decision.reasons == (
         f"the patch series changed ({what}): only the files it changes are rewritten",
@@ -64,15 +80,15 @@ def test_a_changed_series_alone_updates_the_kept_tree(series, what):
 
 
 def test_a_missing_tree_or_object_directory_makes_a_fresh_tree():
-    for state in (STATE, _with(series=[["0001-a.patch", "1" * 64]])):
-        decision = decide(STATE, state, kept=False)
+    for inputs in (INPUTS, _with(series=(("0001-a.patch", "1" * 64),))):
+        decision = decide(BUILT, inputs, kept=False)
         assert decision.fresh
         assert decision.reasons == ("the last build's tree or objects are gone",)
 
 
 def test_a_changed_series_with_anything_else_makes_a_fresh_tree():
-    changed = _with(series=[["0001-a.patch", "1" * 64]], toolchain={"prefix": "x-"})
-    decision = decide(STATE, changed)
+    changed = _with(series=(("0001-a.patch", "1" * 64),), toolchain={"prefix": "x-"})
+    decision = decide(BUILT, changed)
     assert decision.fresh
     assert decision.reasons == (
         "the toolchain changed",
@@ -80,22 +96,12 @@ def test_a_changed_series_with_anything_else_makes_a_fresh_tree():
     )
 
 
-OUTPUTS = {
-    "kernel configuration": {"defconfig": "vexpress_defconfig"},
-    "module packages": {"usermodehelper-demo": "3" * 64},
-    "root filesystem": {"file": "rootfs.cpio.gz", "sha256": "4" * 64},
-    "overlays": {"../../overlays/common": "5" * 64},
-    "fwgen": "6" * 64,
-}
-BUILT = {**STATE, "outputs": OUTPUTS}
-
-
 def _never():
     pytest.fail("images/ checked although an input changed")
 
 
 def test_nothing_changed_and_intact_images_is_up_to_date():
-    decision = decide(BUILT, dict(BUILT), lambda: True)
+    decision = decide(BUILT, INPUTS, lambda: True)
     assert decision.action == kernelplan.UP_TO_DATE
     assert decision.reasons == (
         "no input changed since the last build (source, series, toolchain, fwgen, kernel "
@@ -105,7 +111,7 @@ def test_nothing_changed_and_intact_images_is_up_to_date():
 
 
 def test_images_that_do_not_verify_are_built_again():
-    decision = decide(BUILT, dict(BUILT), lambda: False)
+    decision = decide(BUILT, INPUTS, lambda: False)
     assert decision.action == kernelplan.INCREMENTAL
     assert decision.reasons == (
         "same source, series and toolchain: incremental build (images/ does not verify)",
@@ -114,7 +120,7 @@ def test_images_that_do_not_verify_are_built_again():
 
 @pytest.mark.parametrize("key", sorted(OUTPUTS))
 def test_any_other_input_changed_is_an_incremental_build_naming_it(key):
-    decision = decide(BUILT, {**BUILT, "outputs": {**OUTPUTS, key: "changed"}}, _never)
+    decision = decide(BUILT, _with(outputs={**OUTPUTS, key: "changed"}), _never)
     assert decision.action == kernelplan.INCREMENTAL
     assert decision.reasons == (
         f"same source, series and toolchain: incremental build ({key} changed)",
@@ -122,8 +128,7 @@ def test_any_other_input_changed_is_an_incremental_build_naming_it(key):
 
 
 def test_an_unfinished_build_is_never_up_to_date():
-    # The state of a build that has not finished its images holds no "outputs".
-    assert decide(STATE, dict(BUILT), _never).action == kernelplan.INCREMENTAL
+    assert decide(STARTED, INPUTS, _never).action == kernelplan.INCREMENTAL
 
 
 # --- the kernel .config kept as it is -------------------------------------------------------
@@ -132,7 +137,7 @@ def test_an_unfinished_build_is_never_up_to_date():
 def _config_case(tmp_path, text="CONFIG_SYSCTL=y\n"):
     config = tmp_path / ".config"
     config.write_text(text)
-    return config, {**BUILT, "config": hashlib.sha256(text.encode()).hexdigest()}
+    return config, State(_with(config=hashlib.sha256(text.encode()).hexdigest()), complete=True)
 
 
 @pytest.mark.parametrize(
@@ -144,7 +149,7 @@ def _config_case(tmp_path, text="CONFIG_SYSCTL=y\n"):
 )
 def test_the_last_config_is_kept_when_nothing_it_is_made_from_changed(tmp_path, rewritten, why):
     config, previous = _config_case(tmp_path)
-    assert kernelplan.config_kept(previous, BUILT, rewritten, config) == why
+    assert kernelplan.config_kept(previous, INPUTS, rewritten, config) == why
 
 
 @pytest.mark.parametrize(
@@ -160,25 +165,27 @@ def test_the_last_config_is_kept_when_nothing_it_is_made_from_changed(tmp_path, 
 )
 def test_a_change_to_what_kconfig_reads_makes_the_config_again(tmp_path, rewritten):
     config, previous = _config_case(tmp_path)
-    assert kernelplan.config_kept(previous, BUILT, rewritten, config) is None
+    assert kernelplan.config_kept(previous, INPUTS, rewritten, config) is None
 
 
 def test_a_changed_configuration_input_or_config_file_makes_the_config_again(tmp_path):
     config, previous = _config_case(tmp_path)
     changed = {**OUTPUTS, "kernel configuration": {"defconfig": "other_defconfig"}}
-    assert kernelplan.config_kept(previous, {**BUILT, "outputs": changed}, [], config) is None
+    assert kernelplan.config_kept(previous, _with(outputs=changed), [], config) is None
     config.write_text("CONFIG_SYSCTL=n\n")  # the .config edited since the last build
-    assert kernelplan.config_kept(previous, BUILT, [], config) is None
+    assert kernelplan.config_kept(previous, INPUTS, [], config) is None
     config.unlink()
-    assert kernelplan.config_kept(previous, BUILT, [], config) is None
-    # A build that did not finish recorded no .config; neither did a first build.
-    assert kernelplan.config_kept(STATE, BUILT, [], config) is None
-    assert kernelplan.config_kept(None, BUILT, [], config) is None
+    assert kernelplan.config_kept(previous, INPUTS, [], config) is None
+    # A build that did not finish, or none, leaves no .config to keep.
+    config.write_text("CONFIG_SYSCTL=y\n")
+    assert kernelplan.config_kept(previous, INPUTS, [], config) is not None
+    unfinished = dataclasses.replace(previous, complete=False)
+    assert kernelplan.config_kept(unfinished, INPUTS, [], config) is None
+    assert kernelplan.config_kept(STARTED, INPUTS, [], config) is None
+    assert kernelplan.config_kept(None, INPUTS, [], config) is None
 
 
 def test_the_other_inputs_follow_overlays_modules_and_the_recipe(tmp_path, monkeypatch):
-    import dataclasses
-
     from fwgen.board import load_board
 
     board = load_board("vexpress")
@@ -239,17 +246,14 @@ def test_a_source_tree_is_named_with_its_version_content_and_commit(tmp_path, mo
     again = kernelplan.resolve_source(None, str(tree), mirrors=(), offline=True).with_content(None)
     assert again.public_identity()["content_sha256"] != public["content_sha256"]
     # an unchanged tree reuses the recorded sha256 instead of hashing again
-    state = {"source": again.identity}
+    state = State(_with(source=again.identity), complete=True)
     monkeypatch.setattr(fingerprint, "tree_content", lambda *a, **k: pytest.fail("hashed"))
     same = kernelplan.resolve_source(None, str(tree), mirrors=(), offline=True).with_content(state)
     assert same.identity == again.identity
     monkeypatch.undo()
     # a state written before the sha256 was recorded does not force a fresh tree
-    old_state = {
-        **STATE,
-        "source": {k: v for k, v in same.identity.items() if k != "content_sha256"},
-    }
-    assert not decide(old_state, {**STATE, "source": same.identity}).fresh
+    unhashed = {k: v for k, v in same.identity.items() if k != "content_sha256"}
+    assert not decide(State(_with(source=unhashed), True), _with(source=same.identity)).fresh
     # a git checkout: the commit, and whether tracked files differ from it
     if shutil.which("git"):
         git = ["git", "-C", str(tree), "-c", "user.name=t", "-c", "user.email=t@t"]

@@ -8,7 +8,8 @@ import json
 import pytest
 
 from fwgen import rebuild
-from fwgen.rebuild import Inputs, Plan, State
+from fwgen.buildstate import State
+from fwgen.rebuild import Inputs, Plan
 
 # Every kernel-module package is rebuilt with its kernel (Buildroot would not rebuild them).
 PACKAGES = ("usermodehelper-demo", "myevent-source")  # the recipe's module_packages
@@ -144,7 +145,7 @@ def test_a_reordered_series_counts_as_a_change():
 
 
 def _reconfigure(config: str, plan: rebuild.Plan | None = None, configured: bool = True):
-    old = rebuild.State(BASE, complete=True)
+    old = State(BASE, complete=True)
     return rebuild.reconfigure_kernel(
         old, config, plan or _plan(BASE), kernel_configured=configured, module_packages=PACKAGES
     )
