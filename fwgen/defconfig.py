@@ -15,13 +15,15 @@ from __future__ import annotations
 
 import re
 import shutil
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import jinja2
 
 from fwgen import __version__, fsutil, layout, modules, patches, paths
-from fwgen.board import KERNEL_IMAGES, Board
+from fwgen.board import KERNEL_IMAGES, Board, KernelVariant
 from fwgen.errors import FwgenError
 
 TEMPLATE = "defconfig.j2"
@@ -74,15 +76,22 @@ def global_patch_files(board: Board, variant_name: str) -> dict[str, bytes]:
     files = {f"linux/{variant.version}/{p.name}": p.read_bytes() for p in series}
     files[f"linux/{variant.version}/series"] = "".join(f"{p.name}\n" for p in series).encode()
     lines = [
-        f"# Written by fwgen from {_recipe_label(board)}, kernel variant {variant_name}: the",
+        f"# Written by fwgen from {recipe_label(board)}, kernel variant {variant_name}: the",
         "# pinned tarball and the license files (BR2_LINUX_KERNEL_LICENSE_FILES).",
-        f"sha256  {variant.sha256}  {variant.file}",
-        *(f"sha256  {digest}  {name}" for name, digest in variant.license_files.items()),
+        *hash_lines(variant),
     ]
     hashes = ("\n".join(lines) + "\n").encode()
     files["linux/linux.hash"] = hashes
     files["linux-headers/linux-headers.hash"] = hashes
     return files
+
+
+def hash_lines(variant: KernelVariant) -> list[str]:
+    """Buildroot hash-file lines for a kernel variant: its pinned tarball, its license files."""
+    return [
+        f"sha256  {variant.sha256}  {variant.file}",
+        *(f"sha256  {digest}  {name}" for name, digest in variant.license_files.items()),
+    ]
 
 
 def write_global_patch_dir(root: Path, board: Board, variant_name: str) -> None:
@@ -131,8 +140,9 @@ def _checked_arg(value: str, key: str, board: Board) -> str:
     return value
 
 
-def post_image_args(board: Board, variant_name: str) -> str:
-    """BR2_ROOTFS_POST_IMAGE_SCRIPT_ARGS: the genimage config and the QEMU command line."""
+def post_image_args(board: Board, variant_name: str, place: Callable[[Path], str] = str) -> str:
+    """BR2_ROOTFS_POST_IMAGE_SCRIPT_ARGS: the genimage config and the QEMU command line.
+    `place` writes a path as the defconfig names it."""
     br = board.buildroot
     variant = board.kernel(variant_name)
     genimage = br.genimage_path()
@@ -144,7 +154,7 @@ def post_image_args(board: Board, variant_name: str) -> str:
         )
     qemu = board.qemu
     words = [
-        f"-c {genimage}",
+        f"-c {place(genimage)}",
         f"-k {br.kernel_image}",
         f"-d {Path(variant.device_tree).name}.dtb",
         f"-M {_checked_arg(qemu.machine, 'qemu.machine', board)}",
@@ -190,10 +200,8 @@ def render(
     primary_site: str = "",
     primary_site_only: bool = False,
 ) -> str:
-    """The Buildroot defconfig for `board` with one kernel variant, as text."""
+    """The Buildroot defconfig fwgen builds `board` with, for one kernel variant, as text."""
     name = variant_name or board.default_kernel
-    variant = board.kernel(name)
-    br = board.buildroot
     if jobs < 0:
         raise FwgenError(f"-j {jobs}: the job count cannot be negative", "give -j 0 (auto) or more")
     for key, value in (
@@ -203,50 +211,86 @@ def render(
     ):
         if not Path(value).is_absolute():
             raise ValueError(f"{key} must be absolute, got {value}")
+        plain_path(Path(value))
+    plain_path(locations.ccache_dir)
+    header = [
+        f"# Buildroot {board.buildroot.version} configuration for board {board.name}, "
+        f"kernel variant {name}.",
+        f"# Rendered by fwgen {__version__} from {recipe_label(board)}; do not edit: "
+        "change the recipe.",
+        "# fwgen checks that every line below survives Buildroot's olddefconfig.",
+    ]
+    context = recipe_context(board, name, _plain_place, header)
+    context.update(
+        dl_dir=locations.dl_dir,
+        primary_site=primary_site.rstrip("/"),
+        primary_site_only=primary_site_only and bool(primary_site),
+        global_patch_dir=locations.patch_dir,
+        patch_dir_note=", written by fwgen",
+        ccache_dir=locations.ccache_dir,
+        jobs=jobs,
+        kernel_config=locations.kernel_config,
+    )
+    return render_context(context)
+
+
+def recipe_context(
+    board: Board, name: str, place: Callable[[Path], str], header: list[str]
+) -> dict[str, Any]:
+    """What the defconfig template takes from the recipe (one kernel variant); `place` writes
+    a path of the recipe's files as the defconfig names it. The build's own settings (download
+    and ccache directories, jobs, mirror, kernel configuration, patch directory) are left
+    empty for the caller."""
+    variant = board.kernel(name)
+    br = board.buildroot
     post_image = br.post_image_path()
     genimage = br.genimage_path()
-    context = {
+    return {
+        "header": header,
         "board": board.name,
-        "variant": name,
-        "recipe": _recipe_label(board),
-        "fwgen_version": __version__,
         "buildroot_version": br.version,
         "target": br.target,
         "gcc": br.gcc,
         "headers_series": headers_series(variant.version),
-        "dl_dir": locations.dl_dir,
-        "primary_site": primary_site.rstrip("/"),
-        "primary_site_only": primary_site_only and bool(primary_site),
-        "global_patch_dir": locations.patch_dir,
-        "ccache_dir": locations.ccache_dir,
-        "jobs": jobs,
+        "dl_dir": "",
+        "primary_site": "",
+        "primary_site_only": False,
+        "global_patch_dir": "",
+        "patch_dir_note": "",
+        "ccache_dir": "",
+        "jobs": None,
         "getty_port": br.getty_port,
-        "overlays": [str(_existing(d, "overlays", board)) for d in board.overlay_dirs()],
-        "post_image_script": _existing(post_image, "buildroot.post_image_script", board)
+        "overlays": [place(_existing(d, "overlays", board)) for d in board.overlay_dirs()],
+        "post_image_script": place(_existing(post_image, "buildroot.post_image_script", board))
         if post_image
         else "",
-        "post_image_args": post_image_args(board, name) if post_image else "",
+        "post_image_args": post_image_args(board, name, place) if post_image else "",
         "kernel_version": variant.version,
-        "kernel_config": locations.kernel_config,
+        "kernel_config": "",
+        "kernel_defconfig": "",
+        "kernel_fragments": [],
         "license_files": list(variant.license_files),
         "kernel_image_symbol": KERNEL_IMAGES[br.kernel_image],
         "device_tree": variant.device_tree,
         "module_symbols": [modules.symbol(p) for p in board.module_packages],
         "extra": br.extra,
         "rootfs_size": br.rootfs_size,
-        "genimage_config": _existing(genimage, "buildroot.genimage_config", board)
-        if genimage
-        else "",
+        "genimage_config": bool(
+            genimage and _existing(genimage, "buildroot.genimage_config", board)
+        ),
     }
-    for value in context.values():
-        if isinstance(value, Path):
-            _plain_path(value)
-    for path in context["overlays"]:
-        _plain_path(Path(path))
+
+
+def render_context(context: Mapping[str, Any]) -> str:
     return _environment().get_template(TEMPLATE).render(context)
 
 
-def _plain_path(path: Path) -> None:
+def _plain_place(path: Path) -> str:
+    plain_path(path)
+    return str(path)
+
+
+def plain_path(path: Path) -> None:
     """Buildroot splits its path options on blanks and runs them through the shell."""
     if re.search(r"[\s'\"\\$`]", str(path)):
         raise FwgenError(
@@ -255,7 +299,7 @@ def _plain_path(path: Path) -> None:
         )
 
 
-def _recipe_label(board: Board) -> str:
+def recipe_label(board: Board) -> str:
     """The recipe's path relative to the data root (no machine-specific prefix)."""
     try:
         return board.source.relative_to(paths.data_root()).as_posix()
