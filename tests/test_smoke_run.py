@@ -127,7 +127,9 @@ def test_a_slow_boot_and_a_slow_check_are_shown(fake_qemu, tmp_path, monkeypatch
     )
     report = _run(board, tmp_path)
     assert report.passed, smoke_report.format_summary(report)
-    assert dict(report.phases)["boot to login prompt"] >= 4
+    # The phase starts when fwgen reads the first console line, which a loaded host may do a
+    # moment after the fake wrote it (a run of the suite here measured 3.9989 s of the 4 s delay).
+    assert dict(report.phases)["boot to login prompt"] >= 3
     assert [r.name for r in report.results if r.slow] == ["boot to login", "slow"]
     lines = {r.name: smoke_report.format_result(r) for r in report.results}
     assert "(slow: " in lines["slow"] and " of its 6 s)" in lines["slow"]
