@@ -317,16 +317,17 @@ def requested_lines(text: str) -> list[str]:
     return [line for line in text.splitlines() if _LINE.match(line)]
 
 
+def symbol_of(line: str) -> str:
+    """The symbol a configuration line (see requested_lines) sets."""
+    return line.split()[1] if line.startswith("# ") else line.partition("=")[0]
+
+
 def symbol_values(text: str) -> dict[str, str]:
     """{symbol: value} of a defconfig's lines; `# X is not set` gives "n"."""
-    values: dict[str, str] = {}
-    for line in requested_lines(text):
-        if line.startswith("# "):
-            values[line.split()[1]] = "n"
-        else:
-            name, _, value = line.partition("=")
-            values[name] = value
-    return values
+    return {
+        symbol_of(line): "n" if line.startswith("# ") else line.partition("=")[2]
+        for line in requested_lines(text)
+    }
 
 
 def dropped_lines(defconfig_text: str, dot_config: Path) -> list[str]:
@@ -343,16 +344,11 @@ def dropped_lines(defconfig_text: str, dot_config: Path) -> list[str]:
 
 def describe_dropped(dropped: list[str], dot_config: Path) -> str:
     """Each dropped line with what the .config says about that symbol instead."""
-    found: dict[str, str] = {}
-    for line in Path(dot_config).read_text(encoding="utf-8").splitlines():
-        match = re.match(r"^(BR2_[A-Za-z0-9_]+)=", line) or re.match(
-            r"^# (BR2_[A-Za-z0-9_]+) is not set$", line
-        )
-        if match:
-            found[match.group(1)] = line
+    text = Path(dot_config).read_text(encoding="utf-8")
+    found = {symbol_of(line): line for line in requested_lines(text)}
     out = []
     for line in dropped:
-        symbol = re.sub(r"^# (\S+) is not set$", r"\1", line).split("=", 1)[0]
+        symbol = symbol_of(line)
         actual = found.get(symbol)
         if actual is None:
             out.append(f"  {line}    (the .config has no {symbol}: unknown or hidden symbol)")
