@@ -64,10 +64,16 @@ def test_ctrl_c_lets_the_command_stop_cleanly_and_says_so_in_the_log(tmp_path):
         # The terminal's Ctrl-C reaches fwgen only here; the runner passes SIGINT on.
         os.kill(os.getpid(), signal.SIGINT)
 
+    # Python's own SIGINT handler, as under a terminal: a suite started as a background job
+    # (`scripts/test &`, nohup) inherits SIGINT ignored, and no Ctrl-C would reach fwgen.
+    inherited = signal.signal(signal.SIGINT, signal.default_int_handler)
     threading.Thread(target=interrupt, daemon=True).start()
     begin = time.monotonic()
-    with pytest.raises(KeyboardInterrupt):
-        runner.run([sys.executable, "-c", script], log_path, env=os.environ, on_line=on_line)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            runner.run([sys.executable, "-c", script], log_path, env=os.environ, on_line=on_line)
+    finally:
+        signal.signal(signal.SIGINT, inherited)
     assert marker.read_text() == "yes"
     assert time.monotonic() - begin < 30
     assert "*** interrupted (Ctrl-C) ***" in log_path.read_text()
