@@ -540,3 +540,21 @@ def test_linux40_blocked_requirement_names_the_dependency(linux40_src, tree40, t
 @pytest.mark.gated
 def test_linux40_same_result_as_the_kernels_own_make(linux40_src, tree40, tmp_path):
     assert_same_as_kernel(linux40_src, tree40, tmp_path)
+
+
+@pytest.mark.parametrize(
+    "requirement",
+    [
+        "SYSCTL=y",
+        "USB=m",
+        "KPROBES=n",
+        "LOG_BUF_SHIFT=17",
+        "PHYS=0x8000",
+        'LOCALVERSION="-a \\"b\\""',
+        "CMDLINE=x",
+    ],
+)
+def test_a_requirement_written_as_a_config_line_reads_back_the_same(requirement):
+    wanted = kconfig.parse_requirement(requirement)
+    read = kconfig.parse_config_line(kconfig.config_line(wanted))
+    assert (read.name, read.value) == (wanted.name, wanted.value)

@@ -49,10 +49,15 @@ def test_a_recipe_change_or_a_stray_file_is_reported(tmp_path):
         (external / rel).parent.mkdir(parents=True, exist_ok=True)
         (external / rel).write_text(text)
     assert standalone.stale(external, standalone.files([board], EXTERNAL)) == []
-    variant = dataclasses.replace(board.kernel("4.0"), requirements=("SYSCTL=y", "KPROBES=n"))
+    requirements = ("SYSCTL=y", "KPROBES=n", "LOG_BUF_SHIFT=17", 'LOCALVERSION="-fw"')
+    variant = dataclasses.replace(board.kernel("4.0"), requirements=requirements)
     changed = dataclasses.replace(board, kernels={**board.kernels, "4.0": variant})
     wanted = standalone.files([changed], EXTERNAL)
-    assert "# CONFIG_KPROBES is not set\n" in wanted["configs/vexpress_4.0_linux.fragment"]
+    fragment = wanted["configs/vexpress_4.0_linux.fragment"]
+    assert fragment.endswith(
+        "CONFIG_SYSCTL=y\n# CONFIG_KPROBES is not set\nCONFIG_LOG_BUF_SHIFT=17\n"
+        'CONFIG_LOCALVERSION="-fw"\n'
+    )
     (external / "configs" / "old_defconfig").write_text("BR2_arm=y\n")
     assert standalone.stale(external, wanted) == [
         "configs/vexpress_4.0_linux.fragment",

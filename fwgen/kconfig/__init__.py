@@ -24,6 +24,7 @@ from fwgen.kconfig.tree import DEFAULT_CROSS_COMPILE, kconfig_environment, kerne
 from fwgen.kconfig.values import (
     Assignment,
     check_config,
+    config_line,
     parse_config_line,
     parse_requirement,
     read_config_values,
@@ -39,6 +40,7 @@ __all__ = [
     "Assignment",
     "KernelConfig",
     "check_config",
+    "config_line",
     "configure",
     "configure_variant",
     "defconfig_path",

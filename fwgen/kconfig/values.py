@@ -66,6 +66,17 @@ def parse_config_line(line: str) -> Assignment | None:
     return None
 
 
+def config_line(assignment: Assignment) -> str:
+    """The .config/fragment line that parse_config_line reads back as `assignment`: "n" is
+    `# CONFIG_NAME is not set`; y, m and numbers stay bare; anything else is a quoted string."""
+    name, value = assignment.name, assignment.value
+    if value == "n":
+        return f"# CONFIG_{name} is not set"
+    if value in ("y", "m") or re.fullmatch(r"-?[0-9]+|0[xX][0-9a-fA-F]+", value):
+        return f"CONFIG_{name}={value}"
+    return f'CONFIG_{name}="{kconfiglib.escape(value)}"'
+
+
 def read_fragment(path: Path, label: str | None = None) -> list[Assignment]:
     """The assignments of a config fragment, each with its file label and line number."""
     label = label or str(path)
