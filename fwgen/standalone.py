@@ -138,7 +138,10 @@ def _requirements(board: Board, name: str) -> str:
 
 
 def builtin_boards() -> list[Board]:
-    return [boards.load_board(d.name) for d in sorted(paths.boards_dir().iterdir()) if d.is_dir()]
+    """fwgen's own boards, by their recipe files: a board of the same name on
+    FWGEN_BOARD_PATH must not end up in br2-external."""
+    recipes = sorted(paths.boards_dir().glob(f"*/{boards.RECIPE}"))
+    return [boards.load_board(str(recipe)) for recipe in recipes]
 
 
 def stale(external: Path, wanted: dict[str, str]) -> list[str]:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from fwgen import board as board_module
 from fwgen import defconfig, kconfig, patches, paths, standalone
 from fwgen.board import load_board
 from fwgen.errors import FwgenError
@@ -40,6 +41,16 @@ def _standalone_values(variant: str) -> dict[str, str]:
 def test_the_generated_files_are_in_sync_with_the_recipes():
     stale = standalone.stale(EXTERNAL, _wanted())
     assert stale == [], f"stale in br2-external: {stale}; run `python -m fwgen.standalone`"
+
+
+def test_a_board_of_the_same_name_on_the_board_path_is_not_generated(tmp_path, monkeypatch):
+    mine = tmp_path / "boards" / "vexpress"
+    mine.mkdir(parents=True)
+    (mine / "board.toml").write_text("this is not the built-in recipe\n")
+    monkeypatch.setenv(board_module.BOARD_PATH_VAR, str(tmp_path / "boards"))
+    assert [b.source for b in standalone.builtin_boards()] == [
+        paths.boards_dir() / "vexpress" / "board.toml"
+    ]
 
 
 def test_a_recipe_change_or_a_stray_file_is_reported(tmp_path):
